@@ -1,0 +1,1 @@
+"""OmniByte: one byte-level transformer that continues text, images, audio and video."""

@@ -1,0 +1,115 @@
+"""Model configuration: one dataclass, named presets. Imports no torch, so tools (the CLI's
+`info`, the app, the corpus builder) can read a checkpoint's config without loading a model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import OmniByteError
+from .vocab import VOCAB_SIZE
+
+__all__ = ["ModelConfig", "PRESETS"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    d_model: int = 256
+    n_layers: int = 4
+    n_heads: int = 8
+    # 1 = multi-query, fewer than n_heads = grouped-query, n_heads = plain multi-head
+    n_kv_heads: int = 2
+    max_seq_len: int = 4096
+    # SwiGLU hidden width; None = 8/3 * d_model rounded up to a multiple of 64 (the Llama rule)
+    mlp_hidden: int | None = None
+    # 256 byte values plus the control tokens of omnibyte.vocab
+    vocab_size: int = VOCAB_SIZE
+    rope_base: float = 10_000.0
+    norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "max_seq_len", "vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise OmniByteError(f"config: {name} must be a positive integer, got {value!r}")
+        if self.d_model % self.n_heads:
+            raise OmniByteError(f"config: d_model {self.d_model} is not divisible by n_heads {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise OmniByteError(
+                f"config: n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}"
+            )
+        if self.head_dim % 2:
+            raise OmniByteError(f"config: head_dim {self.head_dim} must be even for rotary embeddings")
+        if self.vocab_size < VOCAB_SIZE:
+            raise OmniByteError(f"config: vocab_size must be at least {VOCAB_SIZE} (bytes + control tokens)")
+        if self.mlp_hidden is None:
+            object.__setattr__(self, "mlp_hidden", -(-(8 * self.d_model // 3) // 64) * 64)
+        elif not isinstance(self.mlp_hidden, int) or self.mlp_hidden < 1:
+            raise OmniByteError(f"config: mlp_hidden must be a positive integer, got {self.mlp_hidden!r}")
+        if self.rope_base <= 1 or self.norm_eps <= 0:
+            raise OmniByteError("config: rope_base must be > 1 and norm_eps > 0")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_cache_bytes_per_token(self) -> int:
+        """Bytes of KV cache one token costs in float32 (keys and values, every layer)."""
+        return 2 * self.n_layers * self.n_kv_heads * self.head_dim * 4
+
+    @property
+    def parameter_count(self) -> int:
+        """Parameters of the model this config builds (counted without torch)."""
+        d, h, kv = self.d_model, self.head_dim, self.n_kv_heads * self.head_dim
+        attention = d * (d + 2 * kv) + d * d + 2 * h  # fused qkv, output, q/k norms
+        mlp = 3 * d * self.mlp_hidden  # gate, up, down
+        per_layer = attention + mlp + 2 * d  # two RMSNorms
+        return 2 * self.vocab_size * d + self.n_layers * per_layer + d
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
+        if name not in PRESETS:
+            raise OmniByteError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ModelConfig:
+        if not isinstance(data, dict):
+            raise OmniByteError("config: expected a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise OmniByteError(f"config: unknown field(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise OmniByteError(f"config: {exc}") from None
+
+    @classmethod
+    def from_json_file(cls, path: str | Path) -> ModelConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise OmniByteError(f"checkpoint config not found: {path}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise OmniByteError(f"checkpoint config {path} is not readable JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # The published BytePredictor architecture. Its MLP width is not published; 2816 is the
+    # Llama rule (8/3 * 1024 rounded up to a multiple of 256).
+    "reference": dict(d_model=1024, n_layers=12, n_heads=32, n_kv_heads=8, max_seq_len=8192, mlp_hidden=2816),
+    # What the demo runs on 2 CPU cores: ~3 M parameters, a context that holds a caption plus
+    # a whole 3,126-byte image or 4,044-byte sound.
+    "demo": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4608, mlp_hidden=768),
+    # For tests: builds and runs in milliseconds.
+    "tiny": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64),
+}

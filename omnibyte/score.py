@@ -1,0 +1,55 @@
+"""How surprised the model is by each byte of a file: surprisal, next-byte entropy, bits per byte.
+
+Files are scored as raw bytes with DOC_START in front. A file longer than the context is cut
+into windows of `max_seq_len - 1` bytes, each scored on its own with DOC_START in front, so the
+first bytes of every window are predicted without the window before it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .model import BytePredictor
+from .vocab import ControlToken
+
+__all__ = ["ByteScores", "score_bytes"]
+
+
+@dataclass(frozen=True)
+class ByteScores:
+    surprisal_bits: np.ndarray  # (N,) -log2 p(byte | everything before it in its window)
+    entropy_bits: np.ndarray  # (N,) entropy of the model's next-token distribution at that byte
+
+    @property
+    def bits_per_byte(self) -> float | None:
+        return float(self.surprisal_bits.mean()) if self.surprisal_bits.size else None
+
+
+def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4) -> ByteScores:
+    """Per-byte surprisal and entropy of `data` under `model`."""
+    window = model.config.max_seq_len - 1
+    starts = range(0, len(data), window)
+    full = [s for s in starts if s + window <= len(data)]
+    # windows in a batch share one length, so the shorter last window runs on its own
+    groups = [full[i:i + batch_size] for i in range(0, len(full), batch_size)]
+    groups += [[s] for s in starts if s + window > len(data)]
+    surprisal = np.zeros(len(data), dtype=np.float64)
+    entropy = np.zeros(len(data), dtype=np.float64)
+    payload = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+    device = model.lm_head.weight.device
+    with torch.inference_mode():
+        for group in groups:
+            length = min(window, len(data) - group[0])
+            rows = [np.concatenate([[int(ControlToken.DOC_START)], payload[s:s + length]]) for s in group]
+            idx = torch.from_numpy(np.stack(rows)).to(device)  # (B, length + 1)
+            logprobs = torch.log_softmax(model(idx[:, :-1]), dim=-1)  # (B, length, vocab)
+            picked = -logprobs.gather(-1, idx[:, 1:, None])[..., 0] / math.log(2)  # (B, length)
+            ent = -(logprobs.exp() * logprobs).sum(-1) / math.log(2)  # (B, length)
+            for row, start in enumerate(group):
+                surprisal[start:start + length] = picked[row].double().cpu().numpy()
+                entropy[start:start + length] = ent[row].double().cpu().numpy()
+    return ByteScores(surprisal, entropy)
