@@ -1,0 +1,161 @@
+import pytest
+import torch
+import torch.nn as nn
+
+from omnibyte.errors import OmniByteError
+from omnibyte.generate import SamplingParams, generate, logits_to_probs, stream_generate
+from omnibyte.vocab import VOCAB_SIZE, ControlToken
+
+from conftest import tiny_model
+
+PROMPT = [256, 258] + list(b"Once upon a time")
+
+
+class FixedHead(nn.Module):
+    """An output head that always prefers one token, to steer generation in tests."""
+
+    def __init__(self, token: int) -> None:
+        super().__init__()
+        self.token = token
+        self.weight = nn.Parameter(torch.zeros(VOCAB_SIZE, 1))
+
+    def forward(self, x):
+        logits = torch.zeros(*x.shape[:-1], VOCAB_SIZE)
+        logits[..., self.token] = 50.0
+        return logits
+
+
+def test_the_same_seed_gives_the_same_output(model):
+    params = SamplingParams(max_new_bytes=100, seed=7, stop_at_doc_end=False)
+    assert generate(model, PROMPT, params)[0].data == generate(model, PROMPT, params)[0].data
+
+
+def test_different_seeds_give_different_output(model):
+    a = generate(model, PROMPT, SamplingParams(max_new_bytes=100, seed=1, stop_at_doc_end=False))[0]
+    b = generate(model, PROMPT, SamplingParams(max_new_bytes=100, seed=2, stop_at_doc_end=False))[0]
+    assert a.data != b.data
+
+
+def test_greedy_decoding_with_the_cache_follows_the_uncached_argmax(model):
+    out = generate(model, PROMPT, SamplingParams(max_new_bytes=20, temperature=0, stop_at_doc_end=False))[0]
+    tokens = list(PROMPT)
+    with torch.no_grad():
+        while sum(t < 256 for t in tokens[len(PROMPT):]) < 20:
+            tokens.append(int(model(torch.tensor([tokens]))[0, -1].argmax()))
+    assert out.data == bytes(t for t in tokens[len(PROMPT):] if t < 256)
+
+
+def test_output_streams_in_chunks_with_contiguous_offsets(model):
+    chunks = list(stream_generate(model, PROMPT, SamplingParams(max_new_bytes=100, seed=0, chunk_size=8,
+                                                                stop_at_doc_end=False)))
+    assert len(chunks) >= 10
+    assert all(not c.finished for c in chunks[:-1]) and chunks[-1].finished
+    assert chunks[-1].stop_reason == "max_new_bytes"
+    offset = 0
+    for chunk in chunks:
+        assert chunk.offset == offset
+        offset += len(chunk.data)
+    assert offset == 100
+
+
+def test_closing_the_generator_stops_the_work(model):
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    stream = stream_generate(model, PROMPT, SamplingParams(max_new_bytes=10_000, seed=0, chunk_size=4,
+                                                           stop_at_doc_end=False))
+    next(stream)
+    next(stream)
+    stream.close()
+    done = len(calls)
+    assert done < 20
+    assert model.blocks[0].attn.kv_cache is None  # the cache is released
+    with pytest.raises(StopIteration):
+        next(stream)
+    assert len(calls) == done
+
+
+def test_generation_stops_at_document_end(model):
+    model.lm_head = FixedHead(ControlToken.DOC_END)
+    result = generate(model, PROMPT, SamplingParams(max_new_bytes=100, seed=0))[0]
+    assert result.stop_reason == "doc_end" and result.data == b""
+    assert [b.token for b in result.boundaries] == [ControlToken.DOC_END]
+
+
+def test_document_end_can_be_ignored(model):
+    model.lm_head = FixedHead(ControlToken.DOC_END)
+    result = generate(model, PROMPT, SamplingParams(max_new_bytes=5, seed=0, stop_at_doc_end=False))[0]
+    assert result.stop_reason == "max_tokens" and result.data == b""
+
+
+def test_a_model_that_emits_only_control_tokens_still_stops(model):
+    model.lm_head = FixedHead(ControlToken.IMAGE)
+    result = generate(model, PROMPT, SamplingParams(max_new_bytes=10, seed=0))[0]
+    assert result.stop_reason == "max_tokens"
+    assert len(result.boundaries) == 2 * 10 + 64
+
+
+def test_model_declared_boundaries_are_reported_at_byte_offsets(model):
+    model.lm_head = FixedHead(65)
+    chunks = list(stream_generate(model, PROMPT, SamplingParams(max_new_bytes=12, temperature=0, chunk_size=5)))
+    assert b"".join(c.data for c in chunks) == b"A" * 12
+
+
+def test_generation_slides_past_the_end_of_the_context(model):
+    context = model.config.max_seq_len
+    result = generate(model, PROMPT, SamplingParams(max_new_bytes=5 * context, seed=0, stop_at_doc_end=False))[0]
+    assert len(result.data) == 5 * context
+
+
+def test_a_prompt_longer_than_the_context_keeps_its_end(model):
+    prompt = [256] + [7] * (3 * model.config.max_seq_len)
+    result = generate(model, prompt, SamplingParams(max_new_bytes=10, seed=0, stop_at_doc_end=False))[0]
+    assert len(result.data) == 10
+
+
+def test_several_samples_run_as_one_batch_and_differ(model):
+    results = generate(model, PROMPT, SamplingParams(max_new_bytes=50, seed=3, num_samples=3, stop_at_doc_end=False))
+    assert [len(r.data) for r in results] == [50, 50, 50]
+    assert len({r.data for r in results}) == 3
+
+
+def test_greedy_samples_in_a_batch_are_identical(model):
+    results = generate(model, PROMPT, SamplingParams(max_new_bytes=30, temperature=0, num_samples=2,
+                                                     stop_at_doc_end=False))
+    assert results[0].data == results[1].data
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(max_new_bytes=0), "max new bytes"),
+    (dict(max_new_bytes=10**9), "max new bytes"),
+    (dict(temperature=-1), "temperature"),
+    (dict(temperature=float("nan")), "temperature"),
+    (dict(top_k=0), "top-k"),
+    (dict(top_p=0), "top-p"),
+    (dict(top_p=1.5), "top-p"),
+    (dict(seed=-1), "seed"),
+    (dict(num_samples=0), "samples"),
+    (dict(max_new_bytes="10"), "max new bytes"),
+])
+def test_invalid_sampling_parameters_are_refused(kwargs, message):
+    with pytest.raises(OmniByteError, match=message):
+        SamplingParams(**kwargs)
+
+
+def test_empty_or_out_of_range_prompts_are_refused(model):
+    with pytest.raises(OmniByteError, match="empty"):
+        next(stream_generate(model, [], SamplingParams()))
+    with pytest.raises(OmniByteError, match="token ids"):
+        next(stream_generate(model, [VOCAB_SIZE], SamplingParams()))
+
+
+def test_top_k_keeps_only_the_k_most_likely_tokens():
+    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    probs = logits_to_probs(logits, top_k=2)
+    assert (probs[0] > 0).tolist() == [False, True, True, False]
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert (logits_to_probs(logits, top_p=0.7)[0] > 0).tolist() == [True, True, False, False]
+    assert (logits_to_probs(logits, top_p=0.5)[0] > 0).tolist() == [True, False, False, False]
+    torch.testing.assert_close(logits_to_probs(logits, top_p=0.7).sum(), torch.tensor(1.0))
