@@ -155,7 +155,7 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     keep = max(1, context // 2)  # how much of the past survives a slide
     if len(tokens) >= context:
         tokens = tokens[-keep:]
-    device = model.lm_head.weight.device
+    device = model.tok_embeddings.weight.device
     generator = None
     if params.seed is not None:
         generator = torch.Generator(device=device).manual_seed(params.seed)

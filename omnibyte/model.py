@@ -210,8 +210,8 @@ class BytePredictor(nn.Module):
                        dtype: torch.dtype | None = None) -> None:
         """Preallocate a KV cache for generation (replaces any earlier one)."""
         max_seq_len = max_seq_len or self.config.max_seq_len
-        dtype = dtype or self.lm_head.weight.dtype
-        device = self.lm_head.weight.device
+        dtype = dtype or self.tok_embeddings.weight.dtype
+        device = self.tok_embeddings.weight.device
         for block in self.blocks:
             block.attn.kv_cache = KVCache(batch_size, max_seq_len, self.config.n_kv_heads,
                                           self.config.head_dim, dtype, device)

@@ -40,7 +40,7 @@ def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4) -> ByteS
     surprisal = np.zeros(len(data), dtype=np.float64)
     entropy = np.zeros(len(data), dtype=np.float64)
     payload = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
-    device = model.lm_head.weight.device
+    device = model.tok_embeddings.weight.device
     with torch.inference_mode():
         for group in groups:
             length = min(window, len(data) - group[0])
