@@ -87,6 +87,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("files", nargs="+", type=Path, metavar="FILE")
     score.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
+    tr = commands.add_parser("train", help="train a model on a corpus (resumes from --out if it holds a run)")
+    tr.add_argument("--corpus", type=Path, required=True, metavar="DIR", help="folder with train.tokens and val.tokens")
+    tr.add_argument("--out", type=Path, required=True, metavar="DIR", help="run folder: checkpoints, resume state, log")
+    tr.add_argument("--preset", default="demo", help="model config to train (default demo)")
+    tr.add_argument("--max-seq-len", type=_positive_int, default=None, help="override the preset's context")
+    tr.add_argument("--seq-len", type=_positive_int, default=1024, help="training window in tokens")
+    tr.add_argument("--batch-size", type=_positive_int, default=8, help="windows per step per process")
+    tr.add_argument("--max-steps", type=_positive_int, default=2000)
+    tr.add_argument("--max-minutes", type=_float, default=None, help="stop cleanly after this much wall-clock time")
+    tr.add_argument("--lr", type=_float, default=3e-3)
+    tr.add_argument("--min-lr", type=_float, default=3e-4)
+    tr.add_argument("--warmup-steps", type=int, default=100)
+    tr.add_argument("--eval-interval", type=_positive_int, default=200)
+    tr.add_argument("--eval-batches", type=_positive_int, default=8)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    tr.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
+    tr.add_argument("--threads", type=_positive_int, default=None)
+    tr.add_argument("--quiet", action="store_true")
+
     info = commands.add_parser("info", help="a model's config, parameter count and KV-cache bytes per token")
     _add_model_options(info)
     info.add_argument("--json", action="store_true")
@@ -233,7 +253,26 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "score": cmd_score, "info": cmd_info}
+def cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
+    from .train import TrainConfig, train
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = {"max_seq_len": args.max_seq_len} if args.max_seq_len else {}
+    cfg = TrainConfig(train_tokens=str(args.corpus / "train.tokens"), val_tokens=str(args.corpus / "val.tokens"),
+                      out_dir=str(args.out), preset=args.preset, model_overrides=overrides, seq_len=args.seq_len,
+                      batch_size=args.batch_size, max_steps=args.max_steps, lr=args.lr, min_lr=args.min_lr,
+                      warmup_steps=args.warmup_steps, eval_interval=args.eval_interval,
+                      eval_batches=args.eval_batches, seed=args.seed, compile=args.compile,
+                      max_minutes=args.max_minutes)
+    result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
+    print(json.dumps(result), file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"generate": cmd_generate, "score": cmd_score, "train": cmd_train, "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,286 @@
+"""Training: packed byte documents, boundary-aware attention, AdamW with warm-up and cosine decay.
+
+One script for one CPU, one GPU or many (`torchrun --nproc_per_node N -m omnibyte train ...`:
+DistributedDataParallel, gloo on CPU, NCCL on GPU). Rank 0 logs, evaluates and writes
+checkpoints. A run folder holds:
+
+    config.json + model.safetensors   the latest weights (a normal checkpoint folder)
+    best/                             the weights with the lowest held-out loss so far
+    state.safetensors + state.json    optimizer moments, step and RNG state, for resuming
+    train_log.jsonl                   one JSON object per logged step and per evaluation
+
+Nothing is pickled: the resume state is safetensors plus JSON like the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .errors import OmniByteError
+from .model import BytePredictor
+from .vocab import ControlToken
+
+__all__ = ["TrainConfig", "TokenStream", "train", "lr_at", "load_tokens", "TOKEN_DTYPE"]
+
+# token ids go up to 261, so a corpus file stores them as little-endian uint16
+TOKEN_DTYPE = np.dtype("<u2")
+STATE_WEIGHTS = "state.safetensors"
+STATE_JSON = "state.json"
+LOG_FILE = "train_log.jsonl"
+
+
+@dataclass
+class TrainConfig:
+    train_tokens: str
+    val_tokens: str
+    out_dir: str
+    preset: str = "demo"
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    seq_len: int = 1024
+    batch_size: int = 8  # sequences per step per process
+    max_steps: int = 2000
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_interval: int = 200
+    eval_batches: int = 8
+    log_interval: int = 10
+    seed: int = 0
+    compile: bool = False
+    # wall-clock budget: stop cleanly (evaluate, save) once it is spent; None = no limit
+    max_minutes: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.seq_len < 2 or self.batch_size < 1 or self.max_steps < 1:
+            raise OmniByteError("train: seq_len >= 2, batch_size >= 1 and max_steps >= 1 are required")
+        if not 0 < self.min_lr <= self.lr:
+            raise OmniByteError("train: need 0 < min_lr <= lr")
+        if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
+            raise OmniByteError("train: warmup_steps must be >= 0 and below max_steps")
+
+
+def load_tokens(path: str | Path) -> np.ndarray:
+    """A corpus split: a flat file of uint16 token ids, memory-mapped."""
+    path = Path(path)
+    if not path.is_file():
+        raise OmniByteError(f"token file not found: {path}")
+    if path.stat().st_size < 2 * TOKEN_DTYPE.itemsize or path.stat().st_size % TOKEN_DTYPE.itemsize:
+        raise OmniByteError(f"{path} is not a token file (empty or odd length)")
+    tokens = np.memmap(path, dtype=TOKEN_DTYPE, mode="r")
+    return tokens
+
+
+class TokenStream:
+    """Random windows of a packed token stream, with the document id of every position.
+
+    A new document starts at every DOC_START, so `doc_ids` lets attention stay inside each
+    document even though documents are packed back to back.
+    """
+
+    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int) -> None:
+        if len(tokens) < seq_len + 1:
+            raise OmniByteError(f"the corpus split has {len(tokens)} tokens, fewer than one window of {seq_len + 1}")
+        self.tokens = tokens
+        self.seq_len = seq_len
+        self.rng = np.random.default_rng(seed)
+
+    def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        starts = self.rng.integers(0, len(self.tokens) - self.seq_len, size=batch_size)
+        return self.windows(starts)
+
+    def windows(self, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rows = np.stack([np.asarray(self.tokens[s:s + self.seq_len + 1], dtype=np.int64) for s in starts])
+        inputs, targets = rows[:, :-1], rows[:, 1:]
+        doc_ids = np.cumsum(inputs == ControlToken.DOC_START, axis=1)
+        return torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(doc_ids)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at max_steps."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
+
+
+def make_optimizer(model: BytePredictor, cfg: TrainConfig) -> torch.optim.AdamW:
+    # no weight decay on norms' gains (1-D): decaying them towards 0 only fights the norm
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+
+
+def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer, step: int,
+               stream: TokenStream, best_val: float | None, cfg: TrainConfig) -> None:
+    """Weights plus everything needed to resume, written atomically enough: state files last."""
+    from safetensors.torch import save_file
+
+    model.save_pretrained(out_dir)
+    tensors: dict[str, torch.Tensor] = {}
+    for index, (param_id, state) in enumerate(optimizer.state_dict()["state"].items()):
+        for name, value in state.items():
+            tensors[f"{param_id}.{name}"] = value.detach().contiguous().cpu().reshape(-1) if value.dim() == 0 \
+                else value.detach().contiguous().cpu()
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, str(out_dir / (STATE_WEIGHTS + ".tmp")))
+    os.replace(out_dir / (STATE_WEIGHTS + ".tmp"), out_dir / STATE_WEIGHTS)
+    meta = {"step": step, "best_val_loss": best_val, "numpy_rng": stream.rng.bit_generator.state,
+            "train_config": asdict(cfg)}
+    (out_dir / (STATE_JSON + ".tmp")).write_text(json.dumps(meta, indent=2))
+    os.replace(out_dir / (STATE_JSON + ".tmp"), out_dir / STATE_JSON)
+
+
+def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer,
+               stream: TokenStream) -> tuple[int, float | None]:
+    """Resume from out_dir: weights, optimizer moments, RNG states. Returns (step, best_val)."""
+    from safetensors.torch import load_file
+
+    meta = json.loads((out_dir / STATE_JSON).read_text())
+    loaded = BytePredictor.from_pretrained(out_dir)
+    model.load_state_dict(loaded.state_dict())
+    tensors = load_file(str(out_dir / STATE_WEIGHTS))
+    torch.set_rng_state(tensors.pop("torch_rng"))
+    template = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        param_id, name = key.split(".", 1)
+        state.setdefault(int(param_id), {})[name] = value.reshape(()) if name == "step" else value
+    optimizer.load_state_dict({"state": state, "param_groups": template["param_groups"]})
+    stream.rng.bit_generator.state = meta["numpy_rng"]
+    return int(meta["step"]), meta["best_val_loss"]
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, val: TokenStream, cfg: TrainConfig, device: torch.device) -> float:
+    """Mean held-out loss in nats per token over fixed, evenly spaced windows."""
+    model.eval()
+    span = len(val.tokens) - cfg.seq_len - 1
+    count = cfg.eval_batches * cfg.batch_size
+    starts = np.linspace(0, span, num=count).astype(np.int64)
+    losses = []
+    for first in range(0, count, cfg.batch_size):
+        x, y, doc_ids = (t.to(device) for t in val.windows(starts[first:first + cfg.batch_size]))
+        with _autocast(device):
+            logits = model(x, doc_ids=doc_ids)
+        losses.append(F.cross_entropy(logits.float().flatten(0, 1), y.flatten()).item())
+    model.train()
+    return float(np.mean(losses))
+
+
+def _autocast(device: torch.device):
+    # bf16 autocast only on GPU: on this kind of CPU it is slower than fp32
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+
+
+def _distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device), starting the process group when run under torchrun."""
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    dist.init_process_group(backend=backend)
+    rank, world = dist.get_rank(), dist.get_world_size()
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        return rank, world, torch.device("cuda", local)
+    return rank, world, torch.device("cpu")
+
+
+def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Train (or resume) into cfg.out_dir; returns the final step and losses."""
+    from tqdm import tqdm
+
+    rank, world, device = _distributed()
+    out_dir = Path(cfg.out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed + rank)
+    config = ModelConfig.from_name(cfg.preset, **cfg.model_overrides)
+    if cfg.seq_len > config.max_seq_len:
+        raise OmniByteError(f"train: seq_len {cfg.seq_len} exceeds the model's context {config.max_seq_len}")
+    model = BytePredictor(config).to(device)
+    # every process draws its own windows; evaluation windows are fixed
+    stream = TokenStream(load_tokens(cfg.train_tokens), cfg.seq_len, seed=cfg.seed * 1000 + rank)
+    val = TokenStream(load_tokens(cfg.val_tokens), cfg.seq_len, seed=0)
+    optimizer = make_optimizer(model, cfg)
+    step, best_val = 0, None
+    if resume and (out_dir / STATE_JSON).is_file():
+        step, best_val = load_state(out_dir, model, optimizer, stream)
+        if world > 1:  # rank-specific data streams must not repeat each other after a resume
+            stream.rng = np.random.default_rng([cfg.seed, rank, step])
+    runner: torch.nn.Module = model
+    if world > 1:
+        runner = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        runner = torch.compile(runner)
+    log = (out_dir / LOG_FILE).open("a") if rank == 0 else None
+    started = logged_at = time.perf_counter()
+    logged_step = step
+    tokens_per_step = cfg.batch_size * cfg.seq_len * world
+    last_loss = float("nan")
+    val_loss = None
+    bar = tqdm(total=cfg.max_steps, initial=step, disable=not progress or rank != 0, unit="step", desc="training")
+    model.train()
+    try:
+        while step < cfg.max_steps:
+            lr = lr_at(step, cfg)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            x, y, doc_ids = (t.to(device) for t in stream.batch(cfg.batch_size))
+            with _autocast(device):
+                logits = runner(x, doc_ids=doc_ids)
+            loss = F.cross_entropy(logits.float().flatten(0, 1), y.flatten())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            last_loss = loss.item()
+            bar.update(1)
+            out_of_time = cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes
+            if rank == 0 and (step % cfg.log_interval == 0 or step == cfg.max_steps):
+                now = time.perf_counter()
+                record = {"step": step, "loss": last_loss, "bits_per_token": last_loss / math.log(2), "lr": lr,
+                          "grad_norm": float(grad_norm), "elapsed_s": round(now - started, 1),
+                          "tokens_per_s": round(tokens_per_step * (step - logged_step) / (now - logged_at))}
+                logged_step, logged_at = step, now
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.1e}")
+            if step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time:
+                if rank == 0:
+                    val_loss = evaluate(model, val, cfg, device)
+                    improved = best_val is None or val_loss < best_val
+                    if improved:
+                        best_val = val_loss
+                        model.save_pretrained(out_dir / "best")
+                    save_state(out_dir, model, optimizer, step, stream, best_val, cfg)
+                    log.write(json.dumps({"step": step, "val_loss": val_loss, "val_bits_per_token":
+                                          val_loss / math.log(2), "best": improved}) + "\n")
+                    log.flush()
+                if world > 1:
+                    dist.barrier()
+            if out_of_time:
+                break
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+        if world > 1:
+            dist.destroy_process_group()
+    return {"step": step, "train_loss": last_loss, "val_loss": val_loss, "best_val_loss": best_val}

@@ -1,0 +1,114 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from omnibyte import train as train_module
+from omnibyte.errors import OmniByteError
+from omnibyte.model import BytePredictor
+from omnibyte.train import TOKEN_DTYPE, TokenStream, TrainConfig, lr_at, train
+from omnibyte.vocab import ControlToken
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_corpus(folder: Path, documents: int = 200, seed: int = 0) -> Path:
+    """A tiny corpus of patterned documents, as the corpus builder writes them."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, count in (("train", documents), ("val", documents // 4)):
+        tokens: list[int] = []
+        for _ in range(count):
+            letter = int(rng.integers(97, 123))
+            tokens += [ControlToken.DOC_START, ControlToken.TEXT] + [letter, letter + 1 if letter < 122 else 97] * 8
+            tokens.append(ControlToken.DOC_END)
+        np.asarray(tokens, dtype=TOKEN_DTYPE).tofile(folder / f"{split}.tokens")
+    return folder
+
+
+def tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
+    corpus = write_corpus(tmp_path / "corpus")
+    settings = dict(train_tokens=str(corpus / "train.tokens"), val_tokens=str(corpus / "val.tokens"),
+                    out_dir=str(tmp_path / "run"), preset="tiny", seq_len=32, batch_size=4, max_steps=40,
+                    lr=1e-2, min_lr=1e-3, warmup_steps=5, eval_interval=20, eval_batches=2, log_interval=5)
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_training_lowers_the_held_out_loss(tmp_path):
+    cfg = tiny_config(tmp_path)
+    before = train_module.evaluate(BytePredictor(train_module.ModelConfig.from_name("tiny")),
+                                   TokenStream(train_module.load_tokens(cfg.val_tokens), 32, 0), cfg,
+                                   torch.device("cpu"))
+    result = train(cfg, progress=False)
+    assert result["step"] == 40
+    assert result["val_loss"] < 0.6 * before
+    run = Path(cfg.out_dir)
+    assert (run / "model.safetensors").exists() and (run / "best" / "config.json").exists()
+    records = [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+    assert any("val_loss" in r for r in records) and any(r.get("tokens_per_s") for r in records)
+
+
+def test_windows_carry_document_ids_that_start_at_each_doc_start():
+    tokens = np.array([ControlToken.DOC_START, 1, 2, ControlToken.DOC_START, 3, 4, 5], dtype=TOKEN_DTYPE)
+    x, y, doc_ids = TokenStream(tokens, 6, 0).windows(np.array([0]))
+    assert doc_ids.tolist() == [[1, 1, 1, 2, 2, 2]]
+    assert y.tolist() == [[1, 2, ControlToken.DOC_START, 3, 4, 5]]
+
+
+def test_learning_rate_warms_up_then_decays_to_the_floor(tmp_path):
+    cfg = tiny_config(tmp_path, max_steps=100, warmup_steps=10, lr=1.0, min_lr=0.1)
+    assert lr_at(0, cfg) == pytest.approx(0.1)
+    assert lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(55, cfg) == pytest.approx(0.55)
+    assert lr_at(100, cfg) == pytest.approx(0.1)
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    straight = tiny_config(tmp_path / "a", max_steps=12, eval_interval=4)
+    train(straight, progress=False)
+
+    resumed = tiny_config(tmp_path / "b", max_steps=12, eval_interval=4)
+    real_lr_at = train_module.lr_at
+
+    def interrupt_at_step_6(step, cfg):
+        if step == 6:
+            raise KeyboardInterrupt
+        return real_lr_at(step, cfg)
+
+    monkeypatch.setattr(train_module, "lr_at", interrupt_at_step_6)
+    with pytest.raises(KeyboardInterrupt):
+        train(resumed, progress=False)
+    monkeypatch.setattr(train_module, "lr_at", real_lr_at)
+    assert train(resumed, progress=False)["step"] == 12
+
+    a = BytePredictor.from_pretrained(straight.out_dir).state_dict()
+    b = BytePredictor.from_pretrained(resumed.out_dir).state_dict()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
+
+
+def test_bad_training_settings_are_refused(tmp_path):
+    with pytest.raises(OmniByteError, match="min_lr"):
+        tiny_config(tmp_path, lr=1e-3, min_lr=1e-2)
+    with pytest.raises(OmniByteError, match="warmup"):
+        tiny_config(tmp_path, warmup_steps=40)
+    with pytest.raises(OmniByteError, match="not found"):
+        train(TrainConfig(train_tokens=str(tmp_path / "no"), val_tokens=str(tmp_path / "no"),
+                          out_dir=str(tmp_path / "r"), preset="tiny", seq_len=8), progress=False)
+
+
+def test_training_runs_distributed_on_two_cpu_processes(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus")
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "omnibyte", "train", "--corpus", str(corpus), "--out", str(out), "--preset", "tiny",
+           "--seq-len", "32", "--batch-size", "2", "--max-steps", "6", "--warmup-steps", "1",
+           "--eval-interval", "3", "--eval-batches", "1", "--threads", "1", "--quiet"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"step": 6' in proc.stderr
+    assert (out / "model.safetensors").exists()
