@@ -108,8 +108,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Llama rule (8/3 * 1024 rounded up to a multiple of 256).
     "reference": dict(d_model=1024, n_layers=12, n_heads=32, n_kv_heads=8, max_seq_len=8192, mlp_hidden=2816),
     # What the demo runs on 2 CPU cores: ~3 M parameters, a context that holds a caption plus
-    # a whole 3,126-byte image or 4,044-byte sound.
-    "demo": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4608, mlp_hidden=768),
+    # a whole 3,126-byte image or 4,044-byte sound (4,075 tokens with its caption).
+    "demo": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=768),
     # For tests: builds and runs in milliseconds.
     "tiny": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64),
 }

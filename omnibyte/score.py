@@ -8,6 +8,7 @@ first bytes of every window are predicted without the window before it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,9 +30,14 @@ class ByteScores:
         return float(self.surprisal_bits.mean()) if self.surprisal_bits.size else None
 
 
-def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4) -> ByteScores:
-    """Per-byte surprisal and entropy of `data` under `model`."""
-    window = model.config.max_seq_len - 1
+def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4,
+                prefix: Sequence[int] = (ControlToken.DOC_START,)) -> ByteScores:
+    """Per-byte surprisal and entropy of `data` under `model`.
+
+    Every window starts with `prefix` (default DOC_START; evaluation adds the modality tag).
+    """
+    prefix = [int(t) for t in prefix]
+    window = model.config.max_seq_len - len(prefix)
     starts = range(0, len(data), window)
     full = [s for s in starts if s + window <= len(data)]
     # windows in a batch share one length, so the shorter last window runs on its own
@@ -44,10 +50,12 @@ def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4) -> ByteS
     with torch.inference_mode():
         for group in groups:
             length = min(window, len(data) - group[0])
-            rows = [np.concatenate([[int(ControlToken.DOC_START)], payload[s:s + length]]) for s in group]
-            idx = torch.from_numpy(np.stack(rows)).to(device)  # (B, length + 1)
-            logprobs = torch.log_softmax(model(idx[:, :-1]), dim=-1)  # (B, length, vocab)
-            picked = -logprobs.gather(-1, idx[:, 1:, None])[..., 0] / math.log(2)  # (B, length)
+            rows = [np.concatenate([prefix, payload[s:s + length]]) for s in group]
+            idx = torch.from_numpy(np.stack(rows)).to(device)  # (B, len(prefix) + length)
+            # logits at the last prefix token onwards predict the bytes
+            logits = model(idx[:, :-1])[:, len(prefix) - 1:]
+            logprobs = torch.log_softmax(logits, dim=-1)  # (B, length, vocab)
+            picked = -logprobs.gather(-1, idx[:, len(prefix):, None])[..., 0] / math.log(2)  # (B, length)
             ent = -(logprobs.exp() * logprobs).sum(-1) / math.log(2)  # (B, length)
             for row, start in enumerate(group):
                 surprisal[start:start + length] = picked[row].double().cpu().numpy()

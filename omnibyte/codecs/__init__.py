@@ -24,9 +24,10 @@ from ..modality import Modality
 from .audio import SAMPLE_RATE, WAV_BYTES, DecodedAudio, audio_to_wav, decode_audio, encode_audio
 from .common import MAX_UPLOAD_BYTES, NativeBytes, check_upload
 from .image import (BMP_BYTES, IMAGE_SIZE, MAX_IMAGE_PIXELS, DecodedImage, decode_image, encode_image,
-                    identify_image, image_to_png)
+                    identify_image, image_to_png, pixels_to_bmp)
 from .text import DecodedText, decode_text, encode_text, looks_like_text
-from .video import FPS, FRAME_COUNT, FRAME_SIZE, Y4M_BYTES, DecodedVideo, decode_video, encode_video, video_to_gif
+from .video import (FPS, FRAME_COUNT, FRAME_SIZE, Y4M_BYTES, DecodedVideo, decode_video, encode_video, frames_to_y4m,
+                    video_to_gif)
 
 __all__ = [
     "NativeBytes",
@@ -53,12 +54,14 @@ __all__ = [
     "encode_image",
     "decode_image",
     "image_to_png",
+    "pixels_to_bmp",
     "encode_audio",
     "decode_audio",
     "audio_to_wav",
     "encode_video",
     "decode_video",
     "video_to_gif",
+    "frames_to_y4m",
 ]
 
 Decoded = DecodedText | DecodedImage | DecodedAudio | DecodedVideo

@@ -29,6 +29,7 @@ __all__ = [
     "encode_image",
     "decode_image",
     "image_to_png",
+    "pixels_to_bmp",
     "SNIFFED_IMAGE_FORMATS",
     "identify_image",
     "open_image",
@@ -160,8 +161,8 @@ def center_square(im: Image.Image, notes: list[str]) -> Image.Image:
     return im.crop((left, top, left + side, top + side))
 
 
-def _native_bmp(rgb: np.ndarray) -> bytes:
-    # (32, 32, 3) RGB top-down -> bottom-up rows of BGR pixels
+def pixels_to_bmp(rgb: np.ndarray) -> bytes:
+    """(32, 32, 3) uint8 RGB, top row first -> native BMP (bottom-up rows of BGR pixels)."""
     return BMP_HEADER + np.ascontiguousarray(rgb[::-1, :, ::-1]).tobytes()
 
 
@@ -174,7 +175,7 @@ def encode_image(data: bytes) -> NativeBytes:
         # a native BMP cut short or run long (a saved model output, say): salvage it as the
         # decoder would rather than refuse it as corrupt
         salvaged = decode_image(data)
-        return NativeBytes(Modality.IMAGE, _native_bmp(salvaged.pixels),
+        return NativeBytes(Modality.IMAGE, pixels_to_bmp(salvaged.pixels),
                            ("native 32x32 BMP, repaired",) + salvaged.repairs)
     im = open_image(data)
     try:
@@ -201,7 +202,7 @@ def encode_image(data: bytes) -> NativeBytes:
     except Exception as exc:
         raise OmniByteError(f"corrupt or unsupported image: {exc}") from None
     notes.append("stored as a 32x32 24-bit BMP")
-    return NativeBytes(Modality.IMAGE, _native_bmp(pixels), tuple(notes))
+    return NativeBytes(Modality.IMAGE, pixels_to_bmp(pixels), tuple(notes))
 
 
 def _frame_count(im: Image.Image) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "encode_video",
     "decode_video",
     "video_to_gif",
+    "frames_to_y4m",
 ]
 
 FRAME_SIZE = 16
@@ -78,7 +79,8 @@ class DecodedVideo:
     repairs: tuple[str, ...] = ()
 
 
-def _native_y4m(frames: np.ndarray) -> bytes:
+def frames_to_y4m(frames: np.ndarray) -> bytes:
+    """(N, 16, 16) uint8 greyscale frames -> native Y4M."""
     return Y4M_HEADER + b"".join(FRAME_MARKER + frame.tobytes() for frame in frames)
 
 
@@ -212,7 +214,7 @@ def encode_video(data: bytes) -> NativeBytes:
     except Exception as exc:
         raise OmniByteError(f"could not read the video: {exc}") from None
     notes.append(f"stored as {FRAME_COUNT} greyscale {FRAME_SIZE}x{FRAME_SIZE} frames at {FPS} fps (Y4M)")
-    return NativeBytes(Modality.VIDEO, _native_y4m(frames), tuple(notes))
+    return NativeBytes(Modality.VIDEO, frames_to_y4m(frames), tuple(notes))
 
 
 def _header_end(data: bytes) -> int:
