@@ -87,6 +87,21 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("files", nargs="+", type=Path, metavar="FILE")
     score.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
+    corpus = commands.add_parser("corpus", help="build the training corpus from material installed on this machine")
+    corpus.add_argument("--out", type=Path, required=True, metavar="DIR")
+    corpus.add_argument("--seed", type=int, default=0)
+    corpus.add_argument("--scale", type=_float, default=1.0, help="multiply procedural and image counts")
+    corpus.add_argument("--text-share", type=_float, default=1.0, help="keep this share of text documents")
+    corpus.add_argument("--sources", help="comma-separated source names (default: all)")
+
+    ev = commands.add_parser("eval", help="evaluate a model on a corpus's held-out split")
+    _add_model_options(ev)
+    ev.add_argument("--corpus", type=Path, required=True, metavar="DIR")
+    ev.add_argument("--samples", type=_positive_int, default=32, help="unconditional samples per modality")
+    ev.add_argument("--max-files", type=_positive_int, default=100, help="held-out files per modality to score")
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
+
     tr = commands.add_parser("train", help="train a model on a corpus (resumes from --out if it holds a run)")
     tr.add_argument("--corpus", type=Path, required=True, metavar="DIR", help="folder with train.tokens and val.tokens")
     tr.add_argument("--out", type=Path, required=True, metavar="DIR", help="run folder: checkpoints, resume state, log")
@@ -253,6 +268,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from .corpus import build_corpus
+
+    sources = set(args.sources.split(",")) if args.sources else None
+    manifest = build_corpus(args.out, seed=args.seed, scale=args.scale, text_share=args.text_share, sources=sources)
+    counts = manifest["counts"]
+    print(f"{PROG}: wrote {counts['train/total_tokens']:,} training and {counts['val/total_tokens']:,} held-out "
+          f"tokens to {args.out}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_report, save_report
+
+    if not (args.corpus / "val").is_dir():
+        raise OmniByteError(f"{args.corpus} has no held-out split (val/): build one with `corpus`")
+    model = _load(args)
+    report = evaluate(model, args.corpus, samples=args.samples, max_files=args.max_files, seed=args.seed)
+    print(format_report(report))
+    if args.json:
+        save_report(report, args.json)
+    return 0
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
@@ -272,7 +311,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"generate": cmd_generate, "score": cmd_score, "train": cmd_train, "info": cmd_info}
+COMMANDS = {"generate": cmd_generate, "score": cmd_score, "corpus": cmd_corpus, "train": cmd_train,
+            "eval": cmd_eval, "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,7 +44,7 @@ from .errors import OmniByteError
 from .modality import Modality
 from .vocab import document_tokens
 
-__all__ = ["Document", "build_corpus", "COLOURS", "SHAPES", "VAL_SHARE"]
+__all__ = ["Document", "build_corpus", "all_documents", "COLOURS", "SHAPES", "SOURCES", "VAL_SHARE"]
 
 # one item in twenty is held out
 VAL_SHARE = 20
@@ -364,27 +364,41 @@ def mixed_documents(rng: np.random.Generator, count: int) -> Iterator[Document]:
 _SUFFIX = {Modality.TEXT: ".txt", Modality.IMAGE: ".bmp", Modality.AUDIO: ".wav", Modality.VIDEO: ".y4m"}
 
 
-def all_documents(seed: int, scale: float = 1.0) -> Iterator[Document]:
+def all_documents(seed: int, scale: float = 1.0, sources: set[str] | None = None) -> Iterator[Document]:
+    """Every document, source by source; `sources` picks some by name (default: all)."""
     rng = np.random.default_rng(seed)
     n = lambda count: max(1, int(count * scale))  # noqa: E731
-    yield from text_fortunes()
-    yield from text_bible()
-    yield from text_python_docs()
-    yield from text_dictionaries()
-    yield from images_shapes(rng, n(6000))
-    yield from images_icons(rng, n(850))
-    yield from images_clipart(rng, n(2500))
-    yield from audio_tones(rng, n(3000))
-    yield from audio_speech()
-    yield from video_shapes(rng, n(2500))
-    yield from mixed_documents(rng, n(1500))
+    makers = {
+        "fortunes": lambda: text_fortunes(),
+        "bible-kjv": lambda: text_bible(),
+        "python-docs": lambda: text_python_docs(),
+        "dictionaries": lambda: text_dictionaries(),
+        "shapes": lambda: images_shapes(rng, n(6000)),
+        "tango-icons": lambda: images_icons(rng, n(850)),
+        "openclipart": lambda: images_clipart(rng, n(2500)),
+        "tones": lambda: audio_tones(rng, n(3000)),
+        "speech": lambda: audio_speech(),
+        "moving-shapes": lambda: video_shapes(rng, n(2500)),
+        "mixed": lambda: mixed_documents(rng, n(1500)),
+    }
+    unknown = set(sources or ()) - set(makers)
+    if unknown:
+        raise OmniByteError(f"unknown corpus source(s): {', '.join(sorted(unknown))}; known: {', '.join(makers)}")
+    for name, make in makers.items():
+        if sources is None or name in sources:
+            yield from make()
 
 
-def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_share: float = 1.0) -> dict:
+SOURCES = ("fortunes", "bible-kjv", "python-docs", "dictionaries", "shapes", "tango-icons", "openclipart", "tones",
+           "speech", "moving-shapes", "mixed")
+
+
+def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_share: float = 1.0,
+                 sources: set[str] | None = None) -> dict:
     """Write the corpus (see the module docstring); returns the manifest.
 
     `scale` multiplies the procedural and image counts, `text_share` keeps that share of text
-    documents (both for small test corpora).
+    documents and `sources` picks sources by name (all three for small test corpora).
     """
     out_dir = Path(out_dir)
     (out_dir / "val").mkdir(parents=True, exist_ok=True)
@@ -392,7 +406,7 @@ def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_sh
     splits: dict[str, list[np.ndarray]] = {"train": [], "val": []}
     stats: Counter = Counter()
     captions = []
-    for doc in all_documents(seed, scale):
+    for doc in all_documents(seed, scale, sources):
         if doc.parts[0][0] is Modality.TEXT and len(doc.parts) == 1 and rng.random() >= text_share:
             continue
         split = "val" if doc.held_out else "train"
@@ -419,6 +433,7 @@ def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_sh
         for row in captions:
             f.write(json.dumps(row) + "\n")
     manifest = {"seed": seed, "scale": scale, "text_share": text_share, "val_share": f"1/{VAL_SHARE}",
+                "sources": sorted(sources) if sources else list(SOURCES),
                 "counts": dict(sorted(stats.items()))}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest

@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from omnibyte.codecs import decode_audio, decode_image, decode_video
+from omnibyte.corpus import COLOURS, Document, build_corpus, draw_shape, moving_shape, tone
+from omnibyte.errors import OmniByteError
+from omnibyte.evaluate import nearest_colour_share, dominant_hz
+from omnibyte.modality import Modality
+from omnibyte.train import load_tokens
+from omnibyte.vocab import ControlToken
+
+PROCEDURAL = {"shapes", "tones", "moving-shapes", "mixed"}
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    manifest = build_corpus(out, seed=3, scale=0.02, sources=PROCEDURAL)
+    return out, manifest
+
+
+def test_the_corpus_is_packed_documents_of_the_native_formats(corpus):
+    out, manifest = corpus
+    tokens = np.asarray(load_tokens(out / "train.tokens"))
+    assert tokens[0] == ControlToken.DOC_START and tokens[-1] == ControlToken.DOC_END
+    assert (tokens == ControlToken.DOC_START).sum() == (tokens == ControlToken.DOC_END).sum()
+    assert manifest["counts"]["train/total_tokens"] == len(tokens)
+
+
+def test_the_same_seed_builds_the_same_corpus(corpus, tmp_path):
+    out, _ = corpus
+    build_corpus(tmp_path, seed=3, scale=0.02, sources=PROCEDURAL)
+    assert (tmp_path / "train.tokens").read_bytes() == (out / "train.tokens").read_bytes()
+
+
+def test_held_out_items_are_written_as_native_files_with_their_captions(corpus):
+    out, _ = corpus
+    rows = [json.loads(line) for line in (out / "val" / "captions.jsonl").read_text().splitlines()]
+    assert rows, "a 5% split of a few hundred documents holds some captioned items"
+    for row in rows:
+        data = (out / row["file"]).read_bytes()
+        decoded = {"image": decode_image, "audio": decode_audio, "video": decode_video}[row["modality"]](data)
+        assert decoded.repairs == ()
+
+
+def test_the_split_is_decided_by_source_item_not_by_chance():
+    a = Document("shapes", "17", [])
+    assert a.held_out == Document("shapes", "17", [(Modality.TEXT, b"other")]).held_out
+    held = sum(Document("x", str(i), []).held_out for i in range(4000))
+    assert 120 < held < 280  # about one in twenty
+
+
+def test_a_drawn_shape_shows_its_colour_on_its_background():
+    pixels = draw_shape("circle", "red", "blue", np.random.default_rng(0))
+    assert nearest_colour_share(pixels, "red") > 0.1 and nearest_colour_share(pixels, "blue") > 0.4
+
+
+def test_a_tone_has_the_pitch_it_is_named_after():
+    samples = np.clip(np.round(tone([440]) * 127 + 128), 0, 255).astype(np.uint8)
+    assert abs(dominant_hz(samples) - 440) < 10
+
+
+def test_a_moving_shape_moves():
+    frames = moving_shape("square", "right", 250, np.random.default_rng(1))
+    assert frames.shape == (8, 16, 16) and not np.array_equal(frames[0], frames[1])
+
+
+def test_unknown_sources_are_refused(tmp_path):
+    with pytest.raises(OmniByteError, match="unknown corpus source"):
+        build_corpus(tmp_path, sources={"nonsense"})
+
+
+def test_every_caption_colour_is_in_the_palette():
+    assert {"red", "blue", "green"} <= set(COLOURS)

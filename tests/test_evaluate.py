@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from omnibyte.codecs import audio_to_wav, frames_to_y4m, pixels_to_bmp
+from omnibyte.corpus import build_corpus
+from omnibyte.evaluate import (bmp_is_valid, compression_table, format_report, text_is_valid, wav_is_valid,
+                               y4m_is_valid)
+
+from conftest import tiny_model
+
+BMP = pixels_to_bmp(np.zeros((32, 32, 3), np.uint8))
+WAV = audio_to_wav(np.full(4000, 128, np.uint8))
+Y4M = frames_to_y4m(np.zeros((8, 16, 16), np.uint8))
+
+
+def test_native_files_pass_the_validity_checks():
+    assert bmp_is_valid(BMP) and wav_is_valid(WAV) and y4m_is_valid(Y4M) and text_is_valid("héllo".encode(), False)
+
+
+@pytest.mark.parametrize("check, damaged", [
+    (bmp_is_valid, b"XM" + BMP[2:]),
+    (bmp_is_valid, BMP[:18] + (64).to_bytes(4, "little") + BMP[22:]),
+    (wav_is_valid, b"RIFX" + WAV[4:]),
+    (y4m_is_valid, Y4M[:-10]),
+    (y4m_is_valid, Y4M.replace(b"W16", b"W17")),
+])
+def test_damaged_samples_fail_the_validity_checks(check, damaged):
+    assert not check(damaged)
+
+
+def test_text_cut_inside_a_character_counts_only_when_the_cut_was_ours():
+    cut = "é".encode()[:1]
+    assert text_is_valid(b"ok" + cut, cut_short=True)
+    assert not text_is_valid(b"ok" + cut, cut_short=False)
+    assert not text_is_valid(b"\xff\xfeok", cut_short=True)
+
+
+def test_the_compression_table_compares_the_model_with_classical_coders(tmp_path):
+    build_corpus(tmp_path, seed=1, scale=0.02, sources={"shapes", "tones"})
+    table = compression_table(tiny_model(), tmp_path / "val", max_files=2)
+    assert set(table) == {"image", "audio"}
+    assert {"model", "gzip -9", "xz -9", "png"} <= set(table["image"]) and "flac" in table["audio"]
+    assert 7 < table["image"]["model"] < 9  # an untrained model is near 8 bits per byte
+    assert table["image"]["gzip -9"] < 8
+    assert "| image |" in format_report({"compression": table, "validity": {},
+                                         "captions": {"image_colour": {"hits": 0, "samples": 1, "share": 0},
+                                                      "tone_pitch": {"hits": 0, "samples": 1, "share": 0}}})
