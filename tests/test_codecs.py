@@ -190,7 +190,7 @@ def test_text_cut_mid_character_says_so():
 
 # ---- image ----
 
-def test_image_converts_to_an_exactpixels_to_bmp():
+def test_image_converts_to_an_exact_native_bmp():
     assert len(NATIVE_IMAGE) == BMP_BYTES == 3126
     magic, size, _, _, offset, info, width, height, planes, bpp, compression, image_size = \
         struct.unpack_from("<2sIHHIIiiHHII", NATIVE_IMAGE)
@@ -219,7 +219,7 @@ def test_image_round_trip_decodes_without_repairs():
         assert np.array_equal(decoded.pixels, np.asarray(im.convert("RGB")))
 
 
-def testpixels_to_bmp_upload_is_kept_identical():
+def test_native_bmp_upload_is_kept_identical():
     assert encode_image(NATIVE_IMAGE).data == NATIVE_IMAGE
 
 
@@ -457,7 +457,7 @@ def test_video_round_trip_decodes_without_repairs():
     assert decoded.repairs == () and decoded.fps == 8 and decoded.frames.shape == (8, 16, 16)
 
 
-def testframes_to_y4m_upload_is_kept_identical():
+def test_native_y4m_upload_is_kept_identical():
     assert encode_video(NATIVE_VIDEO).data == NATIVE_VIDEO
 
 
