@@ -223,7 +223,7 @@ def test_native_bmp_upload_is_kept_identical():
     assert encode_image(NATIVE_IMAGE).data == NATIVE_IMAGE
 
 
-def test_a_cut_shortpixels_to_bmp_upload_is_salvaged():
+def test_a_cut_short_native_bmp_upload_is_salvaged():
     native = encode_image(NATIVE_IMAGE[:54 + 16 * 96])
     assert len(native.data) == BMP_BYTES and native.notes[0] == "native 32x32 BMP, repaired"
     assert np.array_equal(decode_image(native.data).pixels[16:], decode_image(NATIVE_IMAGE).pixels[16:])
@@ -446,7 +446,7 @@ def test_odd_length_audio_is_a_valid_wav_with_a_pad_byte():
 
 # ---- video ----
 
-def test_video_converts_to_an_exactframes_to_y4m():
+def test_video_converts_to_an_exact_native_y4m():
     assert len(NATIVE_VIDEO) == Y4M_BYTES == 2133 and NATIVE_VIDEO.startswith(Y4M_HEADER)
     markers = [NATIVE_VIDEO[len(Y4M_HEADER) + i * FRAME_STRIDE:][:6] for i in range(8)]
     assert markers == [b"FRAME\n"] * 8
@@ -493,7 +493,7 @@ def test_foreign_y4m_is_converted_from_its_luma():
     assert "looped the 0.50 s animation to fill 1 s" in native.notes
 
 
-def test_a_cut_shortframes_to_y4m_upload_is_salvaged():
+def test_a_cut_short_native_y4m_upload_is_salvaged():
     native = encode_video(NATIVE_VIDEO[:len(Y4M_HEADER) + 4 * FRAME_STRIDE])
     frames = decode_video(native.data).frames
     assert len(native.data) == Y4M_BYTES and native.notes[0] == "native 16x16 Y4M, repaired"
