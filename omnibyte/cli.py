@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--threads", type=_positive_int, default=None)
     tr.add_argument("--quiet", action="store_true")
 
+    detect = commands.add_parser("detect", help="split files into typed segments: text, image, audio, video, binary")
+    detect.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    detect.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+
     info = commands.add_parser("info", help="a model's config, parameter count and KV-cache bytes per token")
     _add_model_options(info)
     info.add_argument("--json", action="store_true")
@@ -268,6 +272,14 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    from .detector import detect_files_json, format_detections
+
+    results = detect_files_json(args.files)  # reads every file first: a bad path fails before any work
+    print(json.dumps(results, indent=2) if args.json else format_detections(results))
+    return 0
+
+
 def cmd_corpus(args: argparse.Namespace) -> int:
     from .corpus import build_corpus
 
@@ -312,7 +324,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"generate": cmd_generate, "score": cmd_score, "corpus": cmd_corpus, "train": cmd_train,
-            "eval": cmd_eval, "info": cmd_info}
+            "eval": cmd_eval, "detect": cmd_detect, "info": cmd_info}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
