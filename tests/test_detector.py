@@ -6,7 +6,6 @@ import sqlite3
 import struct
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -129,8 +128,10 @@ def zip_archive() -> bytes:
 
 
 def elf() -> bytes:
-    folder = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
-    return min(folder.glob("*.so"), key=lambda p: p.stat().st_size).read_bytes()
+    # a real shared object of the running Python (a venv's own stdlib paths hold none)
+    import _ctypes
+
+    return Path(_ctypes.__file__).read_bytes()
 
 
 TEXT = ("The quick brown fox jumps over the lazy dog. Съешь же ещё этих мягких булок. "
