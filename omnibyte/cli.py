@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import OmniByteError
+from .errors import OmniByteError, read_file
 from .modality import Modality
 
 __all__ = ["main", "build_parser"]
@@ -132,17 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_file(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise OmniByteError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise OmniByteError(f"{path} is a folder, not a file") from None
-    except OSError as exc:
-        raise OmniByteError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
 def _load(args: argparse.Namespace):
     if args.threads:
         import torch
@@ -161,7 +150,7 @@ def _prompt_parts(args: argparse.Namespace) -> list[tuple[Modality | None, bytes
         parts.append((Modality.TEXT, args.text.encode("utf-8")))
     modality = Modality(args.modality) if args.modality else None
     if args.prompt_file is not None:
-        data = _read_file(args.prompt_file)
+        data = read_file(args.prompt_file)
         if args.convert:
             from .codecs import to_native
 
@@ -231,7 +220,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from .score import score_bytes
 
-    contents = [(path, _read_file(path)) for path in args.files]  # fail on a bad path before loading
+    contents = [(path, read_file(path)) for path in args.files]  # fail on a bad path before loading
     model = _load(args)
     rows = []
     for path, data in contents:

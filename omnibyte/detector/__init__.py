@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OmniByteError
+from ..errors import read_file
 from ..modality import Modality
 from ._content import Piece, describe_text, segment_statistics, text_format, text_mask, text_runs, trim_text
 from ._formats import Found, cut_found, find_formats
@@ -80,18 +80,7 @@ class ModalityDetector:
             return [Segment(0, len(data), Modality.BINARY, "unknown", 0.0, f"detector error: {type(exc).__name__}: {exc}")]
 
     def detect_path(self, path: str | PathLike[str]) -> list[Segment]:
-        return self.detect_bytes(_read(Path(path)))
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise OmniByteError(f"file not found: {path}") from None
-    except IsADirectoryError:
-        raise OmniByteError(f"{path} is a folder, not a file") from None
-    except OSError as exc:
-        raise OmniByteError(f"cannot read {path}: {exc.strerror or exc}") from None
+        return self.detect_bytes(read_file(Path(path)))
 
 
 def detect_files_json(paths: Iterable[str | PathLike[str]], detector: ModalityDetector | None = None
@@ -99,7 +88,7 @@ def detect_files_json(paths: Iterable[str | PathLike[str]], detector: ModalityDe
     """`[{"path", "segments": [{"start", "end", "modality", "format", "confidence"}]}]` for the
     CLI's --json; every file is read first, so a bad path fails before any work."""
     detector = detector or ModalityDetector()
-    contents = [(str(p), _read(Path(p))) for p in paths]
+    contents = [(str(p), read_file(Path(p))) for p in paths]
     return [{"path": p, "segments": [s.to_dict() for s in detector.detect_bytes(d)]} for p, d in contents]
 
 
