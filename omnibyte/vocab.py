@@ -21,6 +21,7 @@ __all__ = [
     "Boundary",
     "MODALITY_TAGS",
     "split_control_tokens",
+    "join_control_tokens",
     "document_tokens",
 ]
 
@@ -80,6 +81,20 @@ def split_control_tokens(tokens: Iterable[int], offset: int = 0) -> tuple[bytes,
         else:
             raise ValueError(f"token id {token} is outside the vocabulary (0-{VOCAB_SIZE - 1})")
     return bytes(data), boundaries
+
+
+def join_control_tokens(data: bytes, boundaries: Iterable[Boundary]) -> list[int]:
+    """The inverse of `split_control_tokens`: bytes with each boundary's token put back at its offset."""
+    tokens: list[int] = []
+    start = 0
+    for boundary in sorted(boundaries, key=lambda b: b.offset):
+        if not 0 <= boundary.offset <= len(data):
+            raise ValueError(f"boundary offset {boundary.offset} is outside the {len(data)} bytes")
+        tokens.extend(data[start:boundary.offset])
+        tokens.append(int(boundary.token))
+        start = boundary.offset
+    tokens.extend(data[start:])
+    return tokens
 
 
 def document_tokens(parts: Sequence[tuple[Modality | None, bytes]], end: bool = False) -> list[int]:

@@ -33,3 +33,15 @@ def test_a_document_tags_each_part_with_its_modality():
 def test_binary_has_no_tag():
     with pytest.raises(ValueError):
         document_tokens([(Modality.BINARY, b"x")])
+
+
+def test_join_control_tokens_inverts_split():
+    from omnibyte.vocab import join_control_tokens
+
+    tokens = [ControlToken.DOC_START, ControlToken.TEXT, 65, 66, ControlToken.IMAGE, 1, 2, 3, ControlToken.DOC_END]
+    data, boundaries = split_control_tokens(tokens)
+    assert join_control_tokens(data, boundaries) == [int(t) for t in tokens]
+    import pytest
+
+    with pytest.raises(ValueError, match="outside"):
+        join_control_tokens(b"ab", [Boundary(3, ControlToken.DOC_END)])

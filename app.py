@@ -1,0 +1,292 @@
+"""OmniByte web demo: upload a file or type, watch BytePredictor continue it byte by byte, and see
+where each modality begins and ends.
+
+This file only lays out the UI and wires its events to small functions that call the `omnibyte`
+package; the model loads once, here. `python app.py` serves it on 127.0.0.1:7860, or where the
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables say (Hugging Face Spaces sets them).
+OMNIBYTE_MODEL=DIR runs another checkpoint folder, OMNIBYTE_PRESET=NAME untrained weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+
+from omnibyte.codecs import MAX_UPLOAD_BYTES
+from omnibyte.demo import DemoModel, analyse_stream, current_part, stream_continuation
+from omnibyte.errors import OmniByteError
+from omnibyte.generate import SamplingParams
+from omnibyte.modality import Modality
+from omnibyte.prompt import Prompt, build_prompt
+from omnibyte.views import byte_map_html, live_view, live_view_html, segments_html, surprisal_svg
+
+log = logging.getLogger("omnibyte.app")
+
+MAX_BYTES = 16_384  # the most one generation writes: about a minute on a 2-core CPU
+DEFAULT_BYTES = 512  # for text, which has no natural end
+TIME_LIMIT_S = 120  # a generation still running after this stops and shows what it has
+CONCURRENT_GENERATIONS = 2  # Spaces' free CPU has 2 cores; more would only slow every user down
+QUEUE_SIZE = 32  # further users are told the queue is full
+AUDIO_FIRST_UPDATE = 2_000  # samples (0.25 s) before the live player appears
+EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
+# generated files offered for download; Gradio copies them into its own cache (cleaned below)
+OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="omnibyte-app-"))
+OUTPUT_MAX_AGE_S = 900
+
+MODEL = DemoModel.load(os.environ.get("OMNIBYTE_MODEL") or None, os.environ.get("OMNIBYTE_PRESET") or None)
+
+ASK_CHOICES = [("continue what is there", "continue"), ("an image", "image"), ("a sound", "audio"),
+               ("text", "text"), ("a video", "video")]
+
+CSS = """
+.ob-pixels, #live-image img { image-rendering: pixelated; image-rendering: crisp-edges; }
+.ob-segment { margin: 6px 0; padding: 6px 10px; background: var(--block-background-fill); }
+.ob-segment-head { font-size: 0.95em; }
+.ob-segment-why, .ob-repairs, .ob-caption, .ob-facts, .ob-legend { font-size: 0.82em; opacity: 0.8; }
+.ob-repairs { color: #b45309; }
+.ob-text, .ob-hex { white-space: pre-wrap; max-height: 320px; overflow: auto; font-size: 0.85em; }
+.ob-hex { font-family: monospace; }
+.ob-segment img.ob-pixels { width: 256px; }
+.ob-bar { position: relative; height: 30px; margin: 4px 0; background: #f3f3f3; }
+.ob-bar-piece { position: absolute; top: 0; height: 100%; overflow: hidden; white-space: nowrap; color: white;
+  font-size: 11px; line-height: 30px; padding-left: 3px; box-sizing: border-box; border-right: 2px solid #222; }
+.ob-bar-prompt { position: absolute; left: 0; top: -4px; height: 4px; background: #777; }
+.ob-bar-model { position: absolute; top: -4px; height: 38px; width: 0; border-left: 2px dashed #d62ad0; }
+.ob-grid { max-width: 100%; margin-top: 6px; }
+.ob-key { display: inline-block; width: 12px; height: 12px; margin: 0 3px 0 8px; vertical-align: middle; }
+.ob-key.ob-line { height: 3px; }
+"""
+
+INTRO = f"""# OmniByte
+One small transformer that reads and writes raw bytes. Give it an image, a sound, text, an
+animated GIF or any file: it continues the bytes live, then a modality detector splits the result
+into segments and shows each as what it is, with where the model itself declared a boundary.
+Running on {MODEL.description}.
+"""
+
+
+# --- adapters: UI values in, package calls, UI values out ----------------------------------------
+
+
+def read_upload(path: str | None) -> tuple[bytes | None, str | None]:
+    """The uploaded file's bytes and name, refusing an oversized file before reading it."""
+    if not path:
+        return None, None
+    size = os.path.getsize(path)
+    if size > MAX_UPLOAD_BYTES:
+        raise OmniByteError(f"the upload is {size / 2**20:.1f} MiB; uploads are limited to "
+                            f"{MAX_UPLOAD_BYTES // 2**20} MiB")
+    return Path(path).read_bytes(), Path(path).name
+
+
+def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | None, ask: str | None) -> Prompt:
+    data, name = read_upload(upload)
+    if not isinstance(share, (int, float)) or isinstance(share, bool):
+        raise OmniByteError(f"the prompt share must be a percentage from 0 to 100, got {share!r}")
+    ask_for = None if ask in (None, "", "continue") else ask
+    return build_prompt(text=text or "", upload=data, filename=name, raw=bool(raw), share=share / 100,
+                        ask_for=ask_for)
+
+
+def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed) -> SamplingParams:
+    """The sampling parameters, checked: absurd values are refused with a message, never clamped."""
+    try:
+        if not 1 <= int(max_bytes) <= MAX_BYTES or int(max_bytes) != max_bytes:
+            raise OmniByteError(f"max bytes must be a whole number from 1 to {MAX_BYTES:,}, got {max_bytes!r}")
+        top_k = int(top_k)
+        top_p = float(top_p)
+        seed = int(seed)
+        if top_k < 0 or top_k != float(top_k):
+            raise OmniByteError(f"top-k must be a whole number, 0 for off, got {top_k!r}")
+        if not 0 < top_p <= 1:
+            raise OmniByteError(f"top-p must be above 0 and at most 1, got {top_p!r}")
+        return SamplingParams(max_new_bytes=int(max_bytes), temperature=float(temperature), top_k=top_k or None,
+                              top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else seed, chunk_size=16)
+    except (TypeError, ValueError, OverflowError):
+        raise OmniByteError(f"the sampling parameters must be numbers, got max bytes {max_bytes!r}, temperature "
+                            f"{temperature!r}, top-k {top_k!r}, top-p {top_p!r}, seed {seed!r}") from None
+
+
+def describe_prompt(upload, raw, share, text, ask):
+    """What the inputs make: notes on the conversion, a preview of the prompt's last part, and the
+    bytes it takes to finish that part (set as max bytes)."""
+    if not upload and not text and ask in (None, "", "continue"):
+        return "", "", gr.skip()
+    try:
+        prompt = prompt_from_inputs(upload, raw, share, text, ask)
+    except OmniByteError as exc:
+        gr.Warning(str(exc))
+        return f"**Cannot use this input:** {exc}", "", gr.skip()
+    notes = "\n".join(f"- {note}" for note in prompt.notes)
+    what = prompt.modality.value if prompt.modality else "raw bytes"
+    summary = f"**Prompt:** {len(prompt.tokens):,} tokens; the model continues **{what}**.\n{notes}"
+    preview = live_view_html(live_view(prompt.modality, prompt.part_bytes, len(prompt.part_bytes)))
+    # a part already complete (or text, which has no end) gets the default budget
+    return summary, preview, min(MAX_BYTES, prompt.bytes_to_finish or DEFAULT_BYTES)
+
+
+def save_output(data: bytes, extension: str) -> str:
+    """Write a generated stream for download; files older than OUTPUT_MAX_AGE_S are removed first."""
+    now = time.time()
+    for old in OUTPUT_DIR.glob("*"):
+        if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
+            old.unlink(missing_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=OUTPUT_DIR, prefix="omnibyte-output-", suffix=f".{extension}",
+                                         delete=False)
+    with handle:
+        handle.write(data)
+    return handle.name
+
+
+_EXTENSIONS = {"utf-8": "txt", "ascii": "txt", "bmp": "bmp", "wav": "wav", "y4m": "y4m", "png": "png", "gif": "gif"}
+
+
+def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed):
+    """Generate live, then analyse: yields updates for progress, the three live views, the byte map,
+    the surprisal plot, the segment cards and the download."""
+    try:
+        prompt = prompt_from_inputs(upload, raw, share, text, ask)
+        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed)
+    except OmniByteError as exc:
+        raise gr.Error(str(exc)) from None
+    shown_kind = None
+    audio_samples_shown = 0
+    yield (f"Reading the {len(prompt.tokens):,}-token prompt…", *_live_updates(None), "", "", "", None)
+    try:
+        for update in stream_continuation(MODEL, prompt, params, time_limit_s=TIME_LIMIT_S):
+            modality, part = current_part(prompt, update)
+            from_prompt = len(prompt.part_bytes) if not update.boundaries else 0
+            view = live_view(modality, part, from_prompt)
+            audio_now = view.kind == "audio" and (
+                (audio_samples_shown == 0 and len(view.audio[1]) >= AUDIO_FIRST_UPDATE) or update.done)
+            updates = _live_updates(view, show=view.kind != shown_kind, audio_now=audio_now)
+            shown_kind = view.kind
+            if audio_now:
+                audio_samples_shown = len(view.audio[1])
+            progress = (f"**{len(update.generated):,} / {params.max_new_bytes:,} bytes** · "
+                        f"{update.bytes_per_second:,.0f} bytes/s · {update.elapsed_s:.1f} s · {view.caption}")
+            if update.done:
+                why = {"max_new_bytes": "reached max bytes", "doc_end": "the model ended the document",
+                       "max_tokens": "the model wrote only control tokens",
+                       "time_limit": f"stopped at the {TIME_LIMIT_S} s time limit"}.get(update.stop_reason, "")
+                progress += f" · done: {why}. Analysing…"
+                if update.stop_reason == "time_limit":
+                    gr.Warning(f"Generation stopped at the {TIME_LIMIT_S} s time limit; showing what was written.")
+            yield (progress, *updates, gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        analysis = analyse_stream(MODEL, prompt, update.generated, update.boundaries)
+    except OmniByteError as exc:
+        raise gr.Error(str(exc)) from None
+    except Exception as exc:  # a bug: say so, keep serving
+        log.exception("generation failed")
+        raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
+    formats = {s.format for s in analysis.segments}
+    extension = _EXTENSIONS.get(formats.pop(), "bin") if len(formats) == 1 else "bin"
+    download = save_output(analysis.data, extension)
+    found = ", ".join(f"{s.modality.value} ({s.format})" for s in analysis.segments) or "nothing"
+    progress = progress.replace("Analysing…", f"Found {len(analysis.segments)} segment(s): {found}.")
+    yield (progress, *(gr.skip(),) * 3, byte_map_html(analysis), surprisal_svg(analysis),
+           segments_html(analysis), download)
+
+
+def _live_updates(view, show: bool = True, audio_now: bool = False):
+    """Updates for the live image, sound and text: only the view's own kind visible, and only
+    what changed sent (the sound is resent rarely, so the player is not rebuilt every moment)."""
+    if view is None:  # a new generation: clear all three
+        return (gr.Image(value=None, visible=False), gr.Audio(value=None, visible=False),
+                gr.HighlightedText(value=None, visible=False))
+    image = gr.Image(value=view.image, label=view.caption, visible=True) if view.kind == "image" \
+        else (gr.Image(visible=False) if show else gr.skip())
+    audio = gr.Audio(value=view.audio, label=view.caption, visible=True) if view.kind == "audio" and audio_now \
+        else (gr.Audio(visible=view.kind == "audio") if show else gr.skip())
+    text = gr.HighlightedText(value=view.text, label=view.caption, visible=True) if view.kind == "text" \
+        else (gr.HighlightedText(visible=False) if show else gr.skip())
+    return image, audio, text
+
+
+# --- layout -------------------------------------------------------------------------------------
+
+with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
+    gr.Markdown(INTRO, elem_id="intro")
+    if not MODEL.trained:
+        gr.Markdown("⚠️ **These weights are untrained**: the output is random bytes. Set OMNIBYTE_MODEL to a "
+                    "checkpoint folder, or leave both variables unset to use the shipped checkpoint.",
+                    elem_id="untrained-warning")
+    with gr.Row():
+        with gr.Column(scale=2):
+            upload = gr.File(label=f"Upload a file: image, sound, text, animated GIF or anything "
+                                   f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath", elem_id="upload")
+            raw = gr.Checkbox(label="Raw bytes: feed the file unchanged (no conversion, no modality tag)",
+                              elem_id="raw")
+            share = gr.Slider(0, 100, value=50, step=1, label="Prompt share of an image, sound, video or raw file (%)",
+                              info="An image keeps whole pixel rows, a sound its first part, a video whole frames; "
+                                   "text is always kept whole.", elem_id="share")
+            text = gr.Textbox(label="Text: a caption, or text to continue", lines=2, elem_id="text",
+                              placeholder="a red circle on a blue background")
+            ask = gr.Dropdown(ASK_CHOICES, value="continue", label="Then ask the model for", elem_id="ask")
+            prompt_info = gr.Markdown(elem_id="prompt-info")
+            prompt_preview = gr.HTML(elem_id="prompt-preview")
+            with gr.Accordion("Sampling", open=False):
+                max_bytes = gr.Slider(1, MAX_BYTES, value=DEFAULT_BYTES, step=1, label="Max bytes",
+                                      info="Set to what finishes the part when the prompt changes.",
+                                      elem_id="max-bytes")
+                temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = always the likeliest)",
+                                        elem_id="temperature")
+                top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
+                seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
+                                 elem_id="seed")
+            with gr.Row():
+                generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
+                stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+        with gr.Column(scale=3):
+            progress = gr.Markdown("Press **Generate**.", elem_id="progress")
+            live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False, height=300,
+                                  elem_id="live-image")
+            live_audio = gr.Audio(label="Live sound", interactive=False, visible=False, elem_id="live-audio")
+            live_text = gr.HighlightedText(label="Live text", color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
+                                           show_legend=True, visible=False, elem_id="live-text")
+            byte_map = gr.HTML(elem_id="byte-map")
+            plot = gr.HTML(elem_id="surprisal-plot")
+            segments = gr.HTML(elem_id="segments")
+            download = gr.File(label="The whole stream (prompt + generated)", interactive=False, elem_id="download")
+
+    prompt_inputs = [upload, raw, share, text, ask]
+    gr.Examples(
+        examples=[
+            [str(EXAMPLES / "red-circle.png"), False, 50, "", "continue"],
+            [str(EXAMPLES / "melody.wav"), False, 50, "", "continue"],
+            [str(EXAMPLES / "bytes.txt"), False, 100, "", "continue"],
+            [str(EXAMPLES / "mixed.bin"), True, 70, "", "continue"],
+            [None, False, 50, "a red circle on a blue background", "image"],
+            [str(EXAMPLES / "moving-square.gif"), False, 50, "", "continue"],
+        ],
+        example_labels=["an image to continue", "a sound", "a text", "a mixed file (raw)",
+                        "a caption, then an image", "an animated GIF"],
+        inputs=prompt_inputs, elem_id="examples")
+
+    description_outputs = [prompt_info, prompt_preview, max_bytes]
+    for trigger in (upload.change, raw.change, share.release, ask.change, text.blur):
+        trigger(describe_prompt, prompt_inputs, description_outputs, show_progress="hidden")
+    run_event = generate_button.click(
+        run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed],
+        [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
+        concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
+        api_name="generate", show_progress="minimal")
+    stop_button.click(None, None, None, cancels=[run_event])
+
+demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
+
+
+def launch(**overrides):
+    """Serve the demo: uploads over the cap are refused by the server before they are read."""
+    settings = dict(max_file_size=MAX_UPLOAD_BYTES, css=CSS, footer_links=["api", "gradio"])
+    return demo.launch(**{**settings, **overrides})
+
+
+if __name__ == "__main__":
+    launch()

@@ -1,0 +1,97 @@
+"""The model side of the web demo: live updates, the part being written, and the analysis."""
+
+import numpy as np
+import pytest
+import torch
+
+from omnibyte.codecs import BMP_BYTES
+from omnibyte.demo import DemoModel, analyse_stream, current_part, score_tokens, stream_continuation
+from omnibyte.errors import OmniByteError
+from omnibyte.generate import SamplingParams
+from omnibyte.modality import Modality
+from omnibyte.prompt import build_prompt
+from omnibyte.vocab import Boundary, ControlToken
+from tests.conftest import tiny_model
+
+
+@pytest.fixture
+def demo_model():
+    return DemoModel(tiny_model(), "tiny test model", trained=False)
+
+
+def test_worker_shares_weights_but_not_the_kv_cache(demo_model):
+    worker = demo_model.worker()
+    assert worker.tok_embeddings.weight is demo_model.model.tok_embeddings.weight
+    worker.setup_kv_cache()
+    assert demo_model.model.blocks[0].attn.kv_cache is None
+
+
+def test_stream_ends_with_one_done_update_holding_everything(demo_model):
+    prompt = build_prompt(text="hello")
+    params = SamplingParams(max_new_bytes=40, seed=1, chunk_size=4, stop_at_doc_end=False)
+    updates = list(stream_continuation(demo_model, prompt, params, min_interval_s=0))
+    assert len(updates) > 3 and all(not u.done for u in updates[:-1]) and updates[-1].done
+    assert updates[-1].stop_reason == "max_new_bytes" and len(updates[-1].generated) == 40
+    # every update extends the one before it
+    for before, after in zip(updates, updates[1:]):
+        assert after.generated.startswith(before.generated)
+
+
+def test_stream_stops_at_the_time_limit(demo_model):
+    params = SamplingParams(max_new_bytes=5000, seed=0, chunk_size=1, stop_at_doc_end=False)
+    updates = list(stream_continuation(demo_model, build_prompt(text="x"), params, time_limit_s=0.05))
+    assert updates[-1].done and updates[-1].stop_reason == "time_limit"
+    assert len(updates[-1].generated) < 5000
+
+
+def test_closing_the_stream_frees_the_worker(demo_model):
+    stream = stream_continuation(demo_model, build_prompt(text="x"),
+                                 SamplingParams(max_new_bytes=1000, chunk_size=1, stop_at_doc_end=False),
+                                 min_interval_s=0)
+    next(stream)
+    stream.close()  # GeneratorExit reaches stream_generate: no exception, nothing left running
+    with pytest.raises(StopIteration):
+        next(stream)
+
+
+def test_bad_stream_arguments_are_refused(demo_model):
+    with pytest.raises(OmniByteError, match="one sample"):
+        next(stream_continuation(demo_model, build_prompt(text="x"), SamplingParams(num_samples=2)))
+    with pytest.raises(OmniByteError, match="time limit"):
+        next(stream_continuation(demo_model, build_prompt(text="x"), SamplingParams(), time_limit_s=0))
+
+
+def test_current_part_follows_the_last_tag():
+    prompt = build_prompt(text="caption", ask_for=Modality.IMAGE)
+    from omnibyte.demo import StreamUpdate
+    update = StreamUpdate(b"BMxyz", (), 1.0, False)
+    assert current_part(prompt, update) == (Modality.IMAGE, b"BMxyz")
+    switched = StreamUpdate(b"BMxyzRIFF", (Boundary(5, ControlToken.AUDIO),), 1.0, False)
+    assert current_part(prompt, switched) == (Modality.AUDIO, b"RIFF")
+    ended = StreamUpdate(b"BMxyzabc", (Boundary(5, ControlToken.DOC_END),), 1.0, False)
+    assert current_part(prompt, ended) == (None, b"abc")
+
+
+def test_score_tokens_matches_a_direct_forward_pass_and_handles_windows():
+    model = tiny_model()  # context 64
+    tokens = [int(ControlToken.DOC_START)] + list(np.random.default_rng(0).integers(0, 256, 150))
+    surprisal, entropy = score_tokens(model, tokens)
+    assert surprisal.shape == (151,) and surprisal[0] == 0 and (surprisal[1:] > 0).all()
+    assert (entropy[1:] > 0).all() and (entropy <= np.log2(262) + 1e-6).all()
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(torch.tensor([tokens[:64]])), dim=-1)[0]
+    direct = -logprobs[:-1].gather(-1, torch.tensor(tokens[1:64])[:, None])[:, 0] / np.log(2)
+    np.testing.assert_allclose(surprisal[1:64], direct.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_analysis_covers_prompt_and_generated_bytes(demo_model):
+    prompt = build_prompt(text="a caption", ask_for=Modality.IMAGE)
+    from omnibyte.codecs.image import BMP_HEADER
+    generated = BMP_HEADER + bytes(range(256)) * 4
+    analysis = analyse_stream(demo_model, prompt, generated, [Boundary(len(generated), ControlToken.DOC_END)])
+    assert analysis.data == b"a caption" + generated and analysis.prompt_bytes == 9
+    assert analysis.surprisal_bits.shape == (len(analysis.data),)
+    assert analysis.segments[0].start == 0 and analysis.segments[-1].end == len(analysis.data)
+    assert [b.offset for b in analysis.model_boundaries] == [len(analysis.data)]
+    assert [b.token for b in analysis.prompt_tags][-1] == ControlToken.IMAGE
+    assert BMP_BYTES > len(generated)
