@@ -300,6 +300,15 @@ def test_a_wrong_size_field_still_classifies(fmt, offset, fmt_struct):
     assert largest(segments).modality is modality
 
 
+@pytest.mark.parametrize("fmt, magic", [("wav", b"WAVE"), ("aiff", b"AIFF")])
+def test_a_damaged_form_type_of_riff_and_iff_still_classifies(fmt, magic):
+    data, modality = FILES[fmt]
+    at = data.index(magic)
+    bad = put(data, at, bytes([magic[0] ^ 0x20]))
+    [segment] = DETECTOR.detect_bytes(bad)
+    assert (segment.modality, segment.format, segment.end) == (modality, fmt, len(data))
+
+
 def test_a_size_field_running_past_the_data_is_not_trusted():
     bmp = put(native_bmp(), 2, struct.pack("<I", 10**9))
     segments = DETECTOR.detect_bytes(bmp)
@@ -363,6 +372,24 @@ def test_headerless_8bit_pcm_is_audio():
 def test_headerless_rgb_pixels_are_an_image():
     [segment] = DETECTOR.detect_bytes(picture(64, 48).tobytes())
     assert (segment.modality, segment.format) == (Modality.IMAGE, "pixels")
+
+
+def test_rows_of_pixels_without_an_interleave_cue_are_an_image():
+    # every row is the one above plus a little noise, while bytes along a row are unrelated:
+    # only the row length (a lag of 48 bytes) shows that these are pixels
+    rng = np.random.default_rng(3)
+    rows = np.cumsum(np.concatenate([rng.integers(0, 256, (1, 48)), rng.integers(-3, 4, (59, 48))]), axis=0)
+    [segment] = DETECTOR.detect_bytes((rows % 256).astype(np.uint8).tobytes())
+    assert (segment.modality, segment.format) == (Modality.IMAGE, "pixels")
+    assert "rows of 48 bytes" in segment.reason
+
+
+def test_a_flat_area_of_pixels_that_spells_valid_utf8_is_not_text():
+    # the colour (0xCD, 0x89, 0x2B) reads as "\u0349+" over and over: a fill, not writing
+    image = picture(64, 48).copy()
+    image[10:40, 20:60] = (0xCD, 0x89, 0x2B)
+    segments = DETECTOR.detect_bytes(image.tobytes())
+    assert all(s.modality is Modality.IMAGE for s in segments), segments
 
 
 def test_zeros_and_random_bytes_are_binary():

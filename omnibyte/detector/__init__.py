@@ -6,7 +6,7 @@
 
 Cheap exact rules decide first, statistics only where they cannot:
 1. signatures at any offset, each header read for the size it declares and its structure walked
-   as far as it holds (`_formats`); a damaged magic is found through the header's other anchors;
+   as far as it holds (`formats`, one module per family); a damaged magic is found through the header's other anchors;
 2. a size field that runs past the data, or over a sound header or a run of text, is cut there;
 3. between the files found, runs of valid UTF-8 that read as text (`_content`);
 4. the rest is cut where its byte statistics change and each piece is named by them (PCM audio,
@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import read_file
 from ..modality import Modality
 from ._content import Piece, describe_text, segment_statistics, text_format, text_mask, text_runs, trim_text
-from ._formats import Found, cut_found, find_formats
+from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
 

@@ -8,6 +8,8 @@ Everything else is cut where its statistics change and each piece is named by th
 - interleaved RGB pixels: every third byte (same channel, next pixel) is closer than the next;
 - smooth signals, whose successive differences grow with the lag: 8-bit PCM audio when centred
   on 128 (silence) and symmetric around it, grey pixels otherwise;
+- rows of pixels of any other kind: some lag of 8 bytes or more (a row) brings each byte much
+  closer to its partner than the next byte is;
 - compressed or random bytes: near 8 bits of entropy and no smoothness at any lag;
 - anything else is binary of unknown format.
 All of it is numpy over blocks and cumulative sums; Python only loops over pieces.
@@ -29,6 +31,7 @@ _BLOCK = 64  # bytes per block for change detection; boundaries are then refined
 _MIN_PIECE_BLOCKS = 2
 _PENALTY = 8  # split gain (in squared feature units x blocks) a change must beat
 _ZERO_RUN = 48  # a run of 0x00 this long stands on its own
+_ROW_RATIO = 0.5  # rows: at some lag of 8+ bytes, bytes at most half as far apart (RMS) as neighbours
 
 
 @dataclass(frozen=True)
@@ -147,6 +150,25 @@ def text_smoothness(arr: np.ndarray) -> float:
     return worst
 
 
+def repeated_units(arr: np.ndarray) -> float:
+    """The largest share, over unit lengths 2-4, of positions that repeat the unit before them
+    (whitespace aside): a flat area of RGB or RGBA pixels is one colour's bytes over and over,
+    while writing in any script rarely repeats even one character twice in a row."""
+    n = arr.size
+    ink = ~_WHITESPACE[arr]
+    worst = 0.0
+    for p in (2, 3, 4):
+        if n < 3 * p:
+            break
+        eq = arr[p:] == arr[:-p]  # (n - p,) byte i equals byte i + p
+        m = eq.size - p + 1
+        unit = eq[:m] & ink[:m]
+        for k in range(1, p):
+            unit &= eq[k:k + m]
+        worst = max(worst, float(np.count_nonzero(unit)) / m)
+    return worst
+
+
 _IS_LETTER = np.zeros(256, dtype=bool)
 _IS_LETTER[0x30:0x3A] = _IS_LETTER[0x41:0x5B] = _IS_LETTER[0x61:0x7B] = True
 
@@ -162,6 +184,8 @@ def describe_text(data: bytes, arr: np.ndarray, start: int, end: int, whole: boo
     ink = run[~_WHITESPACE[run]]
     if ink.size < 0.1 * n or np.bincount(ink, minlength=256).max() > 0.5 * ink.size:
         return None  # one byte over and over: a flat area of pixels, a fill, not writing
+    if repeated_units(run) > 0.25:
+        return None  # a unit of 2-4 bytes over and over: a flat area of RGB(A) pixels
     multibyte = int(np.count_nonzero(_CLASS[run] >= 3))
     smooth = text_smoothness(run)
     if multibyte >= max(4, n // 8) and smooth < 0.3:
@@ -334,6 +358,12 @@ def classify_piece(a: np.ndarray) -> tuple[Modality, str, float, str]:
         conf = 0.55 + 0.3 * size_trust * min(1.0, max(abs(median - 128) / 32, asym))
         return (Modality.IMAGE, "pixels", round(conf, 3),
                 f"smooth, not centred on 128 (median {median}, asymmetry {asym:.2f}): grey pixels")
+    stride = row_stride(a)
+    if stride is not None:
+        lag, ratio = stride
+        conf = 0.55 + 0.35 * size_trust * min(1.0, (1 - ratio) * 1.5)
+        return (Modality.IMAGE, "pixels", round(conf, 3),
+                f"rows of {lag} bytes: each byte is {ratio:.0%} as far from the one a row below as from the next")
     p = counts[counts > 0] / n
     entropy = float(-(p * np.log2(p)).sum())
     # the entropy a sample of n uniformly random bytes shows (its histogram is never flat)
@@ -343,6 +373,30 @@ def classify_piece(a: np.ndarray) -> tuple[Modality, str, float, str]:
         return (Modality.BINARY, "high-entropy", round(conf, 3),
                 f"entropy {entropy:.2f} bits/byte, no smoothness: compressed or random")
     return Modality.BINARY, "unknown", 0.4, f"entropy {entropy:.2f} bits/byte, no known statistics"
+
+
+_MIN_ROW, _MAX_ROW = 8, 4096  # row lengths in bytes a raw image is looked for with
+
+
+def row_stride(a: np.ndarray) -> tuple[int, float] | None:
+    """(row length, ratio) when the bytes are rows of an image: at some lag of 8 bytes or more
+    (a row of pixels) each byte is much closer to the byte that far on than to the next byte.
+    Mean squared differences at every lag at once, from one FFT autocorrelation."""
+    n = a.size
+    top = min(_MAX_ROW, n // 4)
+    if top <= _MIN_ROW:
+        return None
+    x = a.astype(np.float64) - float(a.mean())
+    size = 1 << int(2 * n - 1).bit_length()
+    spec = np.fft.rfft(x, size)
+    cross = np.fft.irfft(spec * np.conj(spec), size)[:top + 1]  # sum_i x[i] x[i + lag]
+    sq = np.concatenate(([0.0], np.cumsum(x * x)))
+    lags = np.arange(1, top + 1)
+    # sum over i < n - lag of (x[i + lag] - x[i])^2, divided by the pairs counted
+    msd = (sq[n - lags] + (sq[n] - sq[lags]) - 2 * cross[1:]) / (n - lags)
+    lag = _MIN_ROW + int(np.argmin(msd[_MIN_ROW - 1:]))
+    ratio = float(np.sqrt(max(msd[lag - 1], 0.0) / max(msd[0], 1e-9)))
+    return (lag, ratio) if ratio < _ROW_RATIO else None
 
 
 def _asymmetry(counts: np.ndarray) -> float:

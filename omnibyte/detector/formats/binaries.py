@@ -1,0 +1,213 @@
+"""Binaries and documents: ELF, ZIP, gzip, PDF, SQLite, and formats named by their magic only."""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Callable
+
+from ...modality import Modality
+from .base import (
+    BAD_SIZE, CUT_SHORT, DAMAGED_MAGIC, U16BE, U16LE, U32BE, Found, Report, check_magic, mismatches, near_magic,
+)
+
+
+def parse_elf(data: bytes, start: int) -> Found | None:
+    n = len(data)
+    r = Report("ELF headers")
+    if start + 52 > n or not near_magic(r, data, start, b"\x7fELF", "ELF"):
+        return None
+    cls, endian, version = data[start + 4], data[start + 5], data[start + 6]
+    if cls not in (1, 2) or endian not in (1, 2) or version != 1:
+        return None
+    e = "<" if endian == 1 else ">"
+    if cls == 2:
+        if start + 64 > n:
+            return None
+        phoff, shoff = struct.unpack_from(e + "QQ", data, start + 32)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(e + "HHHH", data, start + 54)
+        sh = struct.Struct(e + "IIQQQQ")  # name, type, flags, addr, offset, size
+        ph = struct.Struct(e + "IIQQQQ")  # type, flags, offset, vaddr, paddr, filesz
+    else:
+        phoff, shoff = struct.unpack_from(e + "II", data, start + 28)
+        phentsize, phnum, shentsize, shnum = struct.unpack_from(e + "HHHH", data, start + 42)
+        sh = struct.Struct(e + "IIIIII")
+        ph = struct.Struct(e + "IIIIII")  # type, offset, vaddr, paddr, filesz, memsz
+    extent = 64 if cls == 2 else 52
+    if phnum and phentsize >= ph.size:
+        extent = max(extent, phoff + phnum * phentsize)
+        for i in range(min(phnum, 4096)):
+            p = start + phoff + i * phentsize
+            if p + ph.size > n:
+                break
+            f = ph.unpack_from(data, p)
+            offset, filesz = (f[2], f[5]) if cls == 2 else (f[1], f[4])
+            extent = max(extent, offset + filesz)
+    if shnum and shentsize >= sh.size:
+        extent = max(extent, shoff + shnum * shentsize)
+        for i in range(min(shnum, 1 << 16)):
+            p = start + shoff + i * shentsize
+            if p + sh.size > n:
+                break
+            f = sh.unpack_from(data, p)
+            if f[1] != 8:  # SHT_NOBITS takes no file space
+                extent = max(extent, f[4] + f[5])
+    if extent > 1 << 34:
+        r.damage("implausible header offsets", BAD_SIZE)
+        extent = n - start
+    # sections past the data mean it was cut short: only its headers are then verified
+    solid = start + extent if start + extent <= n else start + 64
+    return r.found("elf", Modality.BINARY, start, start + extent, solid, n, strong=True)
+
+
+def parse_zip(data: bytes, start: int) -> Found | None:
+    n = len(data)
+    r = Report("ZIP directory")
+    if start + 30 > n or not near_magic(r, data, start, b"PK\x03\x04", "PK"):
+        return None
+    version, flags, method = struct.unpack_from("<HHH", data, start + 4)
+    if version > 100 or method not in (0, 1, 6, 8, 9, 12, 14, 19, 93, 95, 98, 99):
+        return None
+    eocd = start
+    for _ in range(64):
+        eocd = data.find(b"PK\x05\x06", eocd + 4)
+        if eocd < 0 or eocd + 22 > n:
+            break
+        cd_size, cd_off, comment = struct.unpack_from("<IIH", data, eocd + 12)
+        if start + cd_off + cd_size == eocd and data[start + cd_off:start + cd_off + 4] in (b"PK\x01\x02", b"PK\x05\x06"):
+            end = eocd + 22 + comment
+            return r.found("zip", Modality.BINARY, start, end, end, n, strong=True)
+    # no end-of-directory record of its own: walk the local entries while their sizes hold
+    pos, entries = start, 0
+    while pos + 30 <= n and (pos == start or data[pos:pos + 4] == b"PK\x03\x04"):
+        csize, _, name, extra = struct.unpack_from("<IIHH", data, pos + 18)
+        pos += 30 + name + extra + csize
+        entries += 1
+    r.damage("its end-of-directory record does not match", BAD_SIZE)
+    if data[pos:pos + 4] == b"PK\x01\x02":
+        eocd = data.find(b"PK\x05\x06", pos)
+        if eocd >= 0 and eocd + 22 <= n:
+            end = eocd + 22 + U16LE.unpack_from(data, eocd + 20)[0]
+            return r.found("zip", Modality.BINARY, start, end, end, n, strong=True)
+    return r.found("zip", Modality.BINARY, start, pos, pos, n, strong=entries > 1)
+
+
+def parse_gzip(data: bytes, start: int) -> Found | None:
+    n = len(data)
+    r = Report("gzip member")
+    if start + 18 > n:
+        return None
+    if data[start:start + 3] != b"\x1f\x8b\x08":
+        if data[start + 1:start + 3] != b"\x8b\x08":
+            return None
+        r.damage("gzip magic damaged", DAMAGED_MAGIC)
+    flags = data[start + 3]
+    if flags & 0xE0 or data[start + 9] > 13 and data[start + 9] != 255:
+        return None
+    pos = start + 10
+    if flags & 4:
+        pos += 2 + U16LE.unpack_from(data, pos)[0]
+    for bit in (8, 16):
+        if flags & bit:
+            z = data.find(b"\x00", pos, pos + 4096)
+            if z < 0:
+                return None
+            pos = z + 1
+    if flags & 2:
+        pos += 2
+    d = zlib.decompressobj(-15)
+    try:
+        step, read, out = 1 << 20, pos, 0
+        while not d.eof and read < n:
+            out += len(d.decompress(data[read:read + step], 1 << 24))
+            while d.unconsumed_tail and out < 1 << 30:
+                out += len(d.decompress(d.unconsumed_tail, 1 << 24))
+            read += step
+            if out >= 1 << 30:
+                break  # a decompression bomb: what follows is not worth the time
+    except zlib.error:
+        if read == pos or pos + 64 > n:
+            return None
+        r.damage("deflate stream corrupt", BAD_SIZE)
+        return r.found("gzip", Modality.BINARY, start, n, pos, n, strong=False)
+    if not d.eof:
+        r.damage("deflate stream cut short", CUT_SHORT)
+        return r.found("gzip", Modality.BINARY, start, n, n, n, strong=True)
+    end = min(read, n) - len(d.unused_data) + 8
+    return r.found("gzip", Modality.BINARY, start, end, end, n, strong=True)
+
+
+_PDF_CONTINUES = re.compile(rb"\s*(?:\d+\s+\d+\s+obj|xref|%)")
+
+
+def parse_pdf(data: bytes, start: int) -> Found | None:
+    n = len(data)
+    r = Report("PDF to %%EOF")
+    if data[start:start + 5] != b"%PDF-":
+        if mismatches(data, start, b"%PDF-1.") > 1 or not data[start + 7:start + 8].isdigit():
+            return None
+        r.damage("%PDF magic damaged", DAMAGED_MAGIC)
+    nxt = data.find(b"%PDF-", start + 5)
+    pos, end = start, -1
+    while True:
+        eof = data.find(b"%%EOF", pos)
+        if eof < 0 or (0 <= nxt < eof):
+            break
+        end = eof + 5
+        while end < n and data[end] in b"\r\n" and end - eof < 7:
+            end += 1
+        if not _PDF_CONTINUES.match(data, end, end + 64):
+            break
+        pos = end
+    if end < 0:
+        r.damage("no %%EOF", CUT_SHORT)
+        # a PDF's streams hold JPEGs and text of its own: without %%EOF, it runs to the next PDF
+        stop = nxt if nxt > 0 else n
+        return r.found("pdf", Modality.BINARY, start, stop, stop, n, strong=True)
+    return r.found("pdf", Modality.BINARY, start, end, end, n, strong=True)
+
+
+def parse_sqlite(data: bytes, start: int) -> Found | None:
+    n = len(data)
+    r = Report("SQLite header")
+    if start + 100 > n:
+        return None
+    if mismatches(data, start, b"SQLite format 3\x00") > 1:
+        return None
+    check_magic(r, data, start, b"SQLite format 3\x00", "SQLite")
+    page = U16BE.unpack_from(data, start + 16)[0]
+    page = 65536 if page == 1 else page
+    if page < 512 or page & (page - 1):
+        return None
+    change, pages = struct.unpack_from(">II", data, start + 24)
+    valid_for = U32BE.unpack_from(data, start + 92)[0]
+    if pages == 0 or valid_for != change:
+        r.damage("page count not valid", BAD_SIZE)
+        end = n
+        return r.found("sqlite", Modality.BINARY, start, end, start + 100, n, strong=True)
+    end = start + page * pages
+    return r.found("sqlite", Modality.BINARY, start, end, end if end <= n else start + 100, n, strong=True)
+
+
+# formats named by signature only: their extent is whatever the statistics after them agree on
+MAGIC_ONLY = {
+    "7z": (b"7z\xbc\xaf\x27\x1c", Modality.BINARY),
+    "xz": (b"\xfd7zXZ\x00", Modality.BINARY),
+    "bzip2": (b"BZh", Modality.BINARY),
+    "zstd": (b"\x28\xb5\x2f\xfd", Modality.BINARY),
+    "class": (b"\xca\xfe\xba\xbe\x00\x00", Modality.BINARY),
+    "wasm": (b"\x00asm\x01\x00\x00\x00", Modality.BINARY),
+}
+
+
+def magic_only(fmt: str) -> Callable[[bytes, int], Found | None]:
+    magic, modality = MAGIC_ONLY[fmt]
+
+    def parse(data: bytes, start: int) -> Found | None:
+        if fmt == "bzip2" and data[start + 4:start + 10] != b"1AY&SY":
+            return None
+        r = Report(f"{fmt} signature; extent from the bytes that follow")
+        return r.found(fmt, modality, start, len(data), start + len(magic), len(data), strong=True)
+
+    return parse
