@@ -93,23 +93,25 @@ def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | 
                         ask_for=ask_for)
 
 
-def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed) -> SamplingParams:
+def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end=True) -> SamplingParams:
     """The sampling parameters, checked: absurd values are refused with a message, never clamped."""
     try:
-        if not 1 <= int(max_bytes) <= MAX_BYTES or int(max_bytes) != max_bytes:
-            raise OmniByteError(f"max bytes must be a whole number from 1 to {MAX_BYTES:,}, got {max_bytes!r}")
-        top_k = int(top_k)
-        top_p = float(top_p)
-        seed = int(seed)
-        if top_k < 0 or top_k != float(top_k):
-            raise OmniByteError(f"top-k must be a whole number, 0 for off, got {top_k!r}")
-        if not 0 < top_p <= 1:
-            raise OmniByteError(f"top-p must be above 0 and at most 1, got {top_p!r}")
-        return SamplingParams(max_new_bytes=int(max_bytes), temperature=float(temperature), top_k=top_k or None,
-                              top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else seed, chunk_size=16)
-    except (TypeError, ValueError, OverflowError):
+        numbers = [float(max_bytes), float(temperature), float(top_k), float(top_p), float(seed)]
+    except (TypeError, ValueError):
         raise OmniByteError(f"the sampling parameters must be numbers, got max bytes {max_bytes!r}, temperature "
                             f"{temperature!r}, top-k {top_k!r}, top-p {top_p!r}, seed {seed!r}") from None
+    max_bytes, temperature, top_k, top_p, seed = numbers
+    if not 1 <= max_bytes <= MAX_BYTES or not max_bytes.is_integer():
+        raise OmniByteError(f"max bytes must be a whole number from 1 to {MAX_BYTES:,}, got {max_bytes:g}")
+    if top_k < 0 or not top_k.is_integer():
+        raise OmniByteError(f"top-k must be a whole number, 0 for off, got {top_k:g}")
+    if not 0 < top_p <= 1:
+        raise OmniByteError(f"top-p must be above 0 and at most 1, got {top_p:g}")
+    if not seed.is_integer():
+        raise OmniByteError(f"the seed must be a whole number (-1 for random), got {seed:g}")
+    return SamplingParams(max_new_bytes=int(max_bytes), temperature=temperature, top_k=int(top_k) or None,
+                          top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else int(seed),
+                          stop_at_doc_end=bool(stop_at_end), chunk_size=16)
 
 
 def describe_prompt(upload, raw, share, text, ask):
@@ -146,12 +148,12 @@ def save_output(data: bytes, extension: str) -> str:
 _EXTENSIONS = {"utf-8": "txt", "ascii": "txt", "bmp": "bmp", "wav": "wav", "y4m": "y4m", "png": "png", "gif": "gif"}
 
 
-def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed):
+def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed, stop_at_end):
     """Generate live, then analyse: yields updates for progress, the three live views, the byte map,
     the surprisal plot, the segment cards and the download."""
     try:
         prompt = prompt_from_inputs(upload, raw, share, text, ask)
-        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed)
+        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end)
     except OmniByteError as exc:
         raise gr.Error(str(exc)) from None
     shown_kind = None
@@ -240,6 +242,8 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
                 top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
                 seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
                                  elem_id="seed")
+                stop_at_end = gr.Checkbox(value=True, label="Stop where the model ends the document",
+                                          elem_id="stop-at-end")
             with gr.Row():
                 generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -273,7 +277,7 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
     for trigger in (upload.change, raw.change, share.release, ask.change, text.blur):
         trigger(describe_prompt, prompt_inputs, description_outputs, show_progress="hidden")
     run_event = generate_button.click(
-        run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed],
+        run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end],
         [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
         concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
         api_name="generate", show_progress="minimal")
@@ -284,7 +288,8 @@ demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS
 
 def launch(**overrides):
     """Serve the demo: uploads over the cap are refused by the server before they are read."""
-    settings = dict(max_file_size=MAX_UPLOAD_BYTES, css=CSS, footer_links=["api", "gradio"])
+    # show_error: a value Gradio itself cannot read (a seed of "abc") is reported, not hidden
+    settings = dict(max_file_size=MAX_UPLOAD_BYTES, css=CSS, footer_links=["api", "gradio"], show_error=True)
     return demo.launch(**{**settings, **overrides})
 
 

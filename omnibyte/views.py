@@ -64,11 +64,14 @@ class StreamAnalysis:
         return [s.start for s in self.segments[1:]]
 
 
-def surprising_bytes(surprisal: np.ndarray, floor_bits: float = 8.0, spread: float = 4.0) -> np.ndarray:
+def surprising_bytes(surprisal: np.ndarray, floor_bits: float = 10.0, spread: float = 6.0) -> np.ndarray:
     """Indices of bytes that surprise the model far more than the rest of the stream.
 
-    A byte counts when its surprisal is above both `floor_bits` (8 bits is what a uniform guess
-    pays) and the stream's median plus `spread` robust standard deviations (1.4826 x MAD).
+    A byte counts when its surprisal is above both `floor_bits` (a uniform guess pays 8 bits, so
+    10 means the model bet against it at least 4 to 1 more than blind guessing would) and the
+    stream's median plus `spread` robust standard deviations (1.4826 x MAD). Sampled bytes are
+    sometimes unlikely by design, so the bar is high: it marks what stands out, not every
+    unlucky draw.
     """
     surprisal = np.asarray(surprisal, dtype=np.float64)
     if surprisal.size == 0:

@@ -42,7 +42,7 @@ def test_hex_dump_layout():
 def test_surprising_bytes_needs_both_the_floor_and_the_spread():
     surprisal = np.full(1000, 2.0)
     surprisal[500:540] = 12.0
-    surprisal[10] = 7.0  # far above the baseline but cheaper than a uniform guess
+    surprisal[10] = 9.0  # far above the baseline but under the 10-bit floor
     assert surprising_bytes(surprisal).tolist() == list(range(500, 540))
     assert surprising_bytes(np.zeros(0)).size == 0
 

@@ -1,0 +1,147 @@
+"""The web demo through its API, as gradio_client sees it: app.py served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
+# outputs of /generate, in order
+PROGRESS, IMAGE, AUDIO, TEXT, BYTE_MAP, PLOT, SEGMENTS, DOWNLOAD = range(8)
+
+
+@pytest.fixture(scope="module")
+def server():
+    import app
+
+    _, url, _ = app.launch(prevent_thread_lock=True, quiet=True)
+    yield app, url
+    app.demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return Client(server[1], verbose=False)
+
+
+def generate(client, upload=None, raw=False, share=50, text="", ask="continue", max_bytes=24, temperature=1.0,
+             top_k=0, top_p=1.0, seed=0, stop_at_end=True):
+    return client.submit(handle_file(str(upload)) if upload else None, raw, share, text, ask, max_bytes,
+                         temperature, top_k, top_p, seed, stop_at_end, api_name="/generate")
+
+
+def finished(job, timeout=60):
+    outputs = job.result(timeout=timeout)
+    return outputs, job.outputs()
+
+
+def test_image_upload_streams_rows_then_shows_segments(client):
+    outputs, updates = finished(generate(client, EXAMPLES / "red-circle.png", max_bytes=200))
+    assert len(updates) >= 3  # the prompt notice, at least one live update, the analysis
+    assert "200 / 200 bytes" in outputs[PROGRESS] and "Found 1 segment(s): image (bmp)" in outputs[PROGRESS]
+    live = [u[IMAGE] for u in updates if isinstance(u[IMAGE], dict) and u[IMAGE].get("value")]
+    assert live, "the live image was never drawn"
+    assert "filling from the bottom" in live[-1]["label"]
+    assert 'data-modality="image"' in outputs[SEGMENTS] and "prompt to 1,590, generated after" in outputs[SEGMENTS]
+    assert "ob-bar-piece" in outputs[BYTE_MAP] and "<svg" in outputs[PLOT]
+    assert Path(outputs[DOWNLOAD]).suffix == ".bmp" and Path(outputs[DOWNLOAD]).stat().st_size == 1590 + 200
+
+
+def test_sound_text_caption_gif_and_raw_each_work(client):
+    jobs = {
+        "audio": generate(client, EXAMPLES / "melody.wav", max_bytes=16),
+        "text": generate(client, EXAMPLES / "bytes.txt", max_bytes=16),
+        "caption": generate(client, text="a red circle on a blue background", ask="image", max_bytes=16),
+        "video": generate(client, EXAMPLES / "moving-square.gif", max_bytes=16),
+        "raw": generate(client, EXAMPLES / "mixed.bin", raw=True, share=70, max_bytes=16),
+        "typed": generate(client, text="Once upon a time", max_bytes=16),
+        "start": generate(client, ask="audio", max_bytes=16),
+    }
+    progress = {name: job.result(timeout=120)[PROGRESS] for name, job in jobs.items()}
+    assert "audio:" in progress["audio"] and "text:" in progress["text"]
+    assert "image:" in progress["caption"] and "video:" in progress["video"]
+    assert "raw bytes:" in progress["raw"] and "audio:" in progress["start"]
+    for name, text in progress.items():
+        assert "16 / 16 bytes" in text or "the model ended the document" in text, (name, text)
+        assert "Found " in text, (name, text)
+
+
+def test_same_seed_same_output(client):
+    first, _ = finished(generate(client, text="abc", max_bytes=32, seed=7))
+    second, _ = finished(generate(client, text="abc", max_bytes=32, seed=7))
+    assert Path(first[DOWNLOAD]).read_bytes() == Path(second[DOWNLOAD]).read_bytes()
+
+
+# out-of-range slider values are refused by Gradio itself ("Value 1000000000 is greater than maximum
+# value 16384."); values a slider allows but the model cannot use, by the app
+@pytest.mark.parametrize("kwargs, message", [
+    ({}, "nothing to continue"),
+    ({"text": "x", "max_bytes": 10**9}, "greater than maximum value 16384"),
+    ({"text": "x", "max_bytes": 2.5}, "whole number"),
+    ({"text": "x", "temperature": -1}, "less than minimum value 0"),
+    ({"text": "x", "top_p": 0}, "less than minimum value 0.05"),
+    ({"text": "x", "top_k": -3}, "less than minimum value 0"),
+    ({"text": "x", "ask": "smell"}, "(?i)smell"),
+    ({"text": "x", "share": 500}, "greater than maximum value 100"),
+    ({"text": "x", "seed": "abc"}, "Expected a `float | None`"),
+])
+def test_bad_parameters_get_a_clear_error(client, kwargs, message):
+    with pytest.raises(AppError, match=message):
+        generate(client, **kwargs).result(timeout=30)
+
+
+def test_bad_files_get_a_clear_error_and_the_app_keeps_serving(client, tmp_path):
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
+    unknown = tmp_path / "blob.xyz"
+    unknown.write_bytes(bytes(range(256)) * 8)
+    for path, message in ((empty, "empty"), (corrupt, "corrupt"), (unknown, "unsupported file type")):
+        with pytest.raises(AppError, match=message):
+            generate(client, path).result(timeout=30)
+    outputs, _ = finished(generate(client, text="still here", max_bytes=8))
+    assert "8 / 8 bytes" in outputs[PROGRESS]
+
+
+def test_huge_upload_is_refused_before_it_is_read(client, tmp_path):
+    huge = tmp_path / "huge.bin"
+    with open(huge, "wb") as f:  # 200 MB, sparse: nothing is written but its length
+        f.truncate(200 * 2**20)
+    with pytest.raises(Exception, match="(?i)file size|too large|exceeds|limit"):
+        generate(client, huge, raw=True).result(timeout=120)
+
+
+def test_stop_cancels_at_once_and_frees_the_slot(client):
+    jobs = [generate(client, text="long", max_bytes=16_000, seed=i, stop_at_end=False) for i in range(2)]
+    deadline = time.monotonic() + 30
+    while not all(len(job.outputs()) >= 2 for job in jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for job in jobs:
+        assert job.cancel() or job.done()
+    # both generation slots must be free again: a short one finishes at once
+    started = time.monotonic()
+    outputs, _ = finished(generate(client, text="after stop", max_bytes=8), timeout=30)
+    assert "8 / 8 bytes" in outputs[PROGRESS]
+    assert time.monotonic() - started < 20
+    for job in jobs:
+        assert "16,000 / 16,000" not in (job.outputs()[-1][PROGRESS] if job.outputs() else "")
+
+
+def test_eight_concurrent_clients_are_all_served(server):
+    url = server[1]
+
+    def one(i: int) -> str:
+        job = generate(Client(url, verbose=False), text=f"client {i}", max_bytes=16, seed=i)
+        return job.result(timeout=120)[PROGRESS]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(one, range(8)))
+    assert all("Found " in r for r in results)
