@@ -358,12 +358,6 @@ def classify_piece(a: np.ndarray) -> tuple[Modality, str, float, str]:
         conf = 0.55 + 0.3 * size_trust * min(1.0, max(abs(median - 128) / 32, asym))
         return (Modality.IMAGE, "pixels", round(conf, 3),
                 f"smooth, not centred on 128 (median {median}, asymmetry {asym:.2f}): grey pixels")
-    stride = row_stride(a)
-    if stride is not None:
-        lag, ratio = stride
-        conf = 0.55 + 0.35 * size_trust * min(1.0, (1 - ratio) * 1.5)
-        return (Modality.IMAGE, "pixels", round(conf, 3),
-                f"rows of {lag} bytes: each byte is {ratio:.0%} as far from the one a row below as from the next")
     p = counts[counts > 0] / n
     entropy = float(-(p * np.log2(p)).sum())
     # the entropy a sample of n uniformly random bytes shows (its histogram is never flat)
@@ -372,6 +366,12 @@ def classify_piece(a: np.ndarray) -> tuple[Modality, str, float, str]:
         conf = 0.6 + 0.3 * size_trust
         return (Modality.BINARY, "high-entropy", round(conf, 3),
                 f"entropy {entropy:.2f} bits/byte, no smoothness: compressed or random")
+    stride = row_stride(a)  # only here: compressed bytes, the most common kind, never have rows
+    if stride is not None:
+        lag, ratio = stride
+        conf = 0.55 + 0.35 * size_trust * min(1.0, (1 - ratio) * 1.5)
+        return (Modality.IMAGE, "pixels", round(conf, 3),
+                f"rows of {lag} bytes: each byte is {ratio:.0%} as far from the one a row below as from the next")
     return Modality.BINARY, "unknown", 0.4, f"entropy {entropy:.2f} bits/byte, no known statistics"
 
 
