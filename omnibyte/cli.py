@@ -126,6 +126,25 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("files", nargs="+", type=Path, metavar="FILE")
     detect.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
 
+    comp = commands.add_parser("compress", help="compress a file losslessly with the model (range coding)")
+    _add_model_options(comp)
+    comp.add_argument("input", type=Path, metavar="IN")
+    comp.add_argument("output", type=Path, metavar="OUT")
+    comp.add_argument("--modality", choices=[m.value for m in Modality],
+                      help="code the file after this modality's tag (binary: no tag; default: detected)")
+    comp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    decomp = commands.add_parser("decompress", help="restore a file made by `compress` (same model needed)")
+    _add_model_options(decomp)
+    decomp.add_argument("input", type=Path, metavar="IN")
+    decomp.add_argument("output", type=Path, metavar="OUT")
+    decomp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    anomalies = commands.add_parser("anomalies", help="regions of a file the model finds far more surprising than the rest")
+    _add_model_options(anomalies)
+    anomalies.add_argument("file", type=Path, metavar="FILE")
+    anomalies.add_argument("--json", action="store_true", help='print {"path", "regions": [{"start", "end", "score"}]}')
+
     info = commands.add_parser("info", help="a model's config, parameter count and KV-cache bytes per token")
     _add_model_options(info)
     info.add_argument("--json", action="store_true")
@@ -145,12 +164,15 @@ def _load(args: argparse.Namespace):
 
 
 def _prompt_parts(args: argparse.Namespace) -> list[tuple[Modality | None, bytes]]:
+    from .codecs import MAX_UPLOAD_BYTES
+    from .prompt import MAX_PROMPT_TOKENS
+
     parts: list[tuple[Modality | None, bytes]] = []
     if args.text is not None:
         parts.append((Modality.TEXT, args.text.encode("utf-8")))
     modality = Modality(args.modality) if args.modality else None
     if args.prompt_file is not None:
-        data = read_file(args.prompt_file)
+        data = read_file(args.prompt_file, limit=MAX_UPLOAD_BYTES)
         if args.convert:
             from .codecs import to_native
 
@@ -158,6 +180,10 @@ def _prompt_parts(args: argparse.Namespace) -> list[tuple[Modality | None, bytes
             for note in native.notes:
                 print(f"{PROG}: {args.prompt_file}: {note}", file=sys.stderr)
             modality, data = native.modality, native.data
+        if len(data) > MAX_PROMPT_TOKENS:  # the model reads no more than its context of it anyway
+            print(f"{PROG}: {args.prompt_file}: {len(data):,} bytes; only the last {MAX_PROMPT_TOKENS:,} are the prompt",
+                  file=sys.stderr)
+            data = data[-MAX_PROMPT_TOKENS:]
         parts.append((modality, data))
     elif args.convert:
         raise OmniByteError("--convert needs --prompt-file")
@@ -269,6 +295,72 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_bar(total: int, quiet: bool, desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, unit="B", unit_scale=True, disable=quiet, file=sys.stderr, desc=desc)
+
+    def update(done: int, _total: int) -> None:
+        bar.update(done - bar.n)
+
+    return bar, update
+
+
+def _check_output(path: Path) -> None:
+    if not path.parent.is_dir():
+        raise OmniByteError(f"output folder does not exist: {path.parent}")
+
+
+def cmd_compress(args: argparse.Namespace) -> int:
+    from .compress import compress_bytes
+
+    data = read_file(args.input)
+    _check_output(args.output)
+    model = _load(args)
+    bar, update = _progress_bar(len(data), args.quiet, "compressing")
+    with bar:
+        blob = compress_bytes(model, data, Modality(args.modality) if args.modality else None, progress=update)
+    args.output.write_bytes(blob)
+    ratio = f" ({8 * len(blob) / len(data):.3f} bits per byte)" if data else ""
+    print(f"{PROG}: {args.input}: {len(data):,} -> {len(blob):,} bytes{ratio}, written to {args.output}",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_decompress(args: argparse.Namespace) -> int:
+    from .compress import decompress_bytes, read_header
+
+    blob = read_file(args.input)
+    header = read_header(blob)  # a damaged file fails before the model is loaded
+    _check_output(args.output)
+    model = _load(args)
+    bar, update = _progress_bar(header.original_size, args.quiet, "decompressing")
+    with bar:
+        data = decompress_bytes(model, blob, progress=update)
+    args.output.write_bytes(data)
+    print(f"{PROG}: {args.input}: {len(blob):,} -> {len(data):,} bytes (checksum verified), written to "
+          f"{args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    from .anomaly import find_anomalies
+
+    data = read_file(args.file)
+    model = _load(args)
+    regions = find_anomalies(model, data)
+    if args.json:
+        print(json.dumps({"path": str(args.file), "regions": [r.to_dict() for r in regions]}, indent=2))
+    elif not regions:
+        print(f"{args.file}: no anomalous regions in {len(data):,} bytes")
+    else:
+        print(f"{args.file}: {len(regions)} anomalous region(s) in {len(data):,} bytes")
+        print(f"{'start':>10}  {'end':>10}  score (bits/byte above the file's baseline)")
+        for r in regions:
+            print(f"{r.start:>10}  {r.end:>10}  {r.score:.2f}")
+    return 0
+
+
 def cmd_corpus(args: argparse.Namespace) -> int:
     from .corpus import build_corpus
 
@@ -313,7 +405,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"generate": cmd_generate, "score": cmd_score, "corpus": cmd_corpus, "train": cmd_train,
-            "eval": cmd_eval, "detect": cmd_detect, "info": cmd_info}
+            "eval": cmd_eval, "detect": cmd_detect, "info": cmd_info, "compress": cmd_compress,
+            "decompress": cmd_decompress, "anomalies": cmd_anomalies}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,162 @@
+"""Anomaly detection: the regions of a file the model finds far more surprising than the rest.
+
+    regions = find_anomalies(model, data)  # [AnomalyRegion(start, end, score), ...]
+
+Every byte gets its surprisal under the model (`score.py`; DOC_START and, when the file is
+recognisably one modality, its tag, as compression does). A rolling median over `window` bytes
+turns that into a sustained level: a median, unlike a mean, ignores the few sharp spikes that
+real content has (an edge in an image, the first letter of a name) and keeps the edges of a
+damaged run where they are. A byte is flagged where that level stands far above the file's own
+baseline (its median, plus `z` times the spread measured as a scaled median absolute deviation,
+kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits`: the default of 8 bits is what a uniform guess costs, so the model does
+worse there than knowing nothing, which content like the file's own rarely makes it do. The
+first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
+runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped.
+
+A region's score is its mean surprisal minus the file's baseline, in bits per byte: how much
+more each of its bytes costs than a typical byte of the same file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from scipy.ndimage import median_filter
+
+from .errors import OmniByteError
+from .modality import Modality
+from .model import BytePredictor
+
+__all__ = ["AnomalySettings", "AnomalyRegion", "AnomalyReport", "find_regions", "analyse_bytes", "find_anomalies"]
+
+# a median absolute deviation times this estimates a standard deviation for normal data
+_MAD_TO_SD = 1.4826
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    # bytes in the rolling median; a run must cover about half of it to show
+    window: int = 12
+    # robust standard deviations above the baseline...
+    z: float = 6.0
+    # ...but at least min_excess_bits and at most max_excess_bits above it: a file of one flat
+    # colour has no spread at all, and a file of two very different halves has a huge one
+    min_excess_bits: float = 2.0
+    max_excess_bits: float = 6.0
+    # the first bytes after the context starts are predicted from (almost) nothing, so they are
+    # surprising in any file; they are never flagged
+    warmup: int = 8
+    # and at least this many bits per byte: 8 is a uniform guess over the 256 byte values
+    floor_bits: float = 8.0
+    # flagged runs at most this many bytes apart are one region
+    merge_gap: int = 16
+    min_length: int = 8
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.window, int) or self.window < 1:
+            raise OmniByteError(f"anomaly window must be a positive integer, got {self.window!r}")
+        if not isinstance(self.min_length, int) or self.min_length < 1:
+            raise OmniByteError(f"minimum region length must be a positive integer, got {self.min_length!r}")
+        if not isinstance(self.warmup, int) or self.warmup < 0:
+            raise OmniByteError(f"warm-up must be a non-negative integer, got {self.warmup!r}")
+        if not isinstance(self.merge_gap, int) or self.merge_gap < 0:
+            raise OmniByteError(f"merge gap must be a non-negative integer, got {self.merge_gap!r}")
+        if self.max_excess_bits < self.min_excess_bits:
+            raise OmniByteError("max_excess_bits must be at least min_excess_bits")
+        for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
+                raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class AnomalyRegion:
+    """Bytes [start, end) stand out; `score` is their mean surprisal above the file's baseline (bits)."""
+
+    start: int
+    end: int  # exclusive
+    score: float
+
+    def to_dict(self) -> dict[str, int | float]:
+        """The CLI's JSON shape: start, end, score."""
+        d = asdict(self)
+        d["score"] = round(self.score, 3)
+        return d
+
+
+@dataclass(frozen=True)
+class AnomalyReport:
+    """Everything a viewer needs: per-byte surprisal (to highlight bytes) and the regions found."""
+
+    surprisal_bits: np.ndarray = field(repr=False)  # (N,)
+    level_bits: np.ndarray = field(repr=False)  # (N,) the rolling median the regions are cut from
+    baseline_bits: float  # the file's typical byte
+    threshold_bits: float  # a level above this is flagged
+    regions: list[AnomalyRegion]
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of every run of True in mask."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
+
+
+def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = AnomalySettings(),
+                 context_starts: Sequence[int] = (0,)) -> AnomalyReport:
+    """The anomalous regions of a per-byte surprisal array (the model-free half of the job).
+
+    `context_starts` are the offsets where the model's context began afresh (every scoring
+    window); the `warmup` bytes after each are never flagged.
+    """
+    surprisal = np.asarray(surprisal_bits, dtype=np.float64)
+    if surprisal.ndim != 1 or not np.all(np.isfinite(surprisal)):
+        raise OmniByteError("surprisal must be a one-dimensional array of finite numbers")
+    if surprisal.size == 0:
+        return AnomalyReport(surprisal, surprisal.copy(), 0.0, settings.floor_bits, [])
+    # the warm-up bytes count as typical ones, so their spikes neither show nor prop up a neighbour
+    typical = surprisal.copy()
+    for start in context_starts:
+        typical[start:start + settings.warmup] = np.median(surprisal)
+    level = median_filter(typical, size=min(settings.window, surprisal.size), mode="reflect")
+    baseline = float(np.median(level))
+    spread = _MAD_TO_SD * float(np.median(np.abs(level - baseline)))
+    excess = min(max(settings.z * spread, settings.min_excess_bits), settings.max_excess_bits)
+    threshold = max(baseline + excess, settings.floor_bits)
+    merged: list[list[int]] = []
+    for start, end in _runs(level > threshold):
+        if merged and start - merged[-1][1] <= settings.merge_gap:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    regions = [AnomalyRegion(start, end, float(surprisal[start:end].mean()) - baseline)
+               for start, end in merged if end - start >= settings.min_length]
+    return AnomalyReport(surprisal, level, baseline, threshold, regions)
+
+
+def analyse_bytes(model: BytePredictor, data: bytes, modality: Modality | None = None,
+                  settings: AnomalySettings = AnomalySettings()) -> AnomalyReport:
+    """Score `data` with the model and find its anomalous regions.
+
+    `modality` is the tag the bytes are scored after: None guesses it from the bytes, BINARY
+    scores with no tag (as compression does).
+    """
+    from .compress import guess_modality, prefix_tokens
+    from .score import score_bytes
+
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise OmniByteError(f"expected bytes to analyse, got {type(data).__name__}")
+    data = bytes(data)
+    modality = guess_modality(data) if modality is None else Modality(modality)
+    prefix = prefix_tokens(modality)
+    scores = score_bytes(model, data, prefix=prefix)
+    # score_bytes restarts the context every max_seq_len - len(prefix) bytes
+    context_starts = range(0, len(data), model.config.max_seq_len - len(prefix))
+    return find_regions(scores.surprisal_bits, settings, context_starts)
+
+
+def find_anomalies(model: BytePredictor, data: bytes, modality: Modality | None = None,
+                   settings: AnomalySettings = AnomalySettings()) -> list[AnomalyRegion]:
+    """The regions of `data` whose surprisal stands far above the file's own baseline."""
+    return analyse_bytes(model, data, modality, settings).regions

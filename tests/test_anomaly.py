@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from omnibyte.anomaly import AnomalySettings, analyse_bytes, find_anomalies, find_regions
+from omnibyte.cli import main
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
+
+from conftest import tiny_model
+
+PATTERN = bytes(range(8)) * 2
+
+
+def typical_surprisal(n: int, seed: int = 0) -> np.ndarray:
+    """A file the model reads at about 3 bits per byte, with an occasional sharp spike."""
+    rng = np.random.default_rng(seed)
+    surprisal = np.abs(rng.normal(3.0, 0.6, n))
+    spikes = rng.choice(n, n // 100, replace=False)
+    surprisal[spikes] += 12.0  # single surprising bytes are normal, not anomalies
+    return surprisal
+
+
+def test_a_clean_file_has_no_regions():
+    assert find_regions(typical_surprisal(4000)).regions == []
+
+
+def test_an_injected_run_is_found_where_it_was_put():
+    surprisal = typical_surprisal(4000)
+    surprisal[1500:1564] = np.random.default_rng(1).normal(10.5, 1.0, 64)
+    [region] = find_regions(surprisal).regions
+    assert abs(region.start - 1500) <= 4 and abs(region.end - 1564) <= 4
+    assert region.score == pytest.approx(7.5, abs=1.0)
+
+
+def test_a_run_in_a_flat_file_is_found_despite_zero_spread():
+    surprisal = np.zeros(3000)
+    surprisal[2000:2032] = 9.0
+    [region] = find_regions(surprisal).regions
+    assert abs(region.start - 2000) <= 1 and abs(region.end - 2032) <= 1
+
+
+def test_a_level_below_a_uniform_guess_is_not_flagged():
+    # 6 bits per byte stands far above a flat file's baseline but is still better than guessing
+    surprisal = np.zeros(3000)
+    surprisal[1000:1100] = 6.0
+    assert find_regions(surprisal).regions == []
+
+
+def test_nearby_runs_merge_into_one_region():
+    surprisal = typical_surprisal(3000)
+    surprisal[1000:1040] = 11.0
+    surprisal[1050:1090] = 11.0
+    [region] = find_regions(surprisal).regions
+    assert abs(region.start - 1000) <= 4 and abs(region.end - 1090) <= 4
+
+
+def test_the_first_bytes_of_each_context_are_never_flagged():
+    surprisal = typical_surprisal(3000)
+    surprisal[:8] = 12.0
+    surprisal[2000:2008] = 12.0
+    assert find_regions(surprisal, context_starts=(0, 2000)).regions == []
+
+
+def test_an_empty_file_has_no_regions():
+    assert find_regions(np.zeros(0)).regions == []
+
+
+def test_bad_settings_and_arrays_are_refused():
+    with pytest.raises(OmniByteError, match="window"):
+        AnomalySettings(window=0)
+    with pytest.raises(OmniByteError, match="max_excess_bits"):
+        AnomalySettings(min_excess_bits=5, max_excess_bits=1)
+    with pytest.raises(OmniByteError, match="one-dimensional"):
+        find_regions(np.zeros((2, 2)))
+    with pytest.raises(OmniByteError, match="finite"):
+        find_regions(np.array([1.0, np.nan]))
+
+
+@pytest.fixture(scope="module")
+def pattern_model():
+    """The tiny model trained for a moment on one repeating 16-byte pattern (about a second)."""
+    model = tiny_model(seed=0).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    stream = torch.tensor(list(PATTERN * 8), dtype=torch.long)
+    for step in range(100):
+        offsets = torch.randint(0, 16, (8,))
+        batch = torch.stack([stream[o:o + 64] for o in offsets])  # (8, 64)
+        logits = model(batch[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def test_a_model_finds_foreign_bytes_in_the_pattern_it_knows(pattern_model):
+    data = bytearray(PATTERN * 25)
+    data[200:248] = np.random.default_rng(0).integers(100, 256, 48, dtype=np.uint8).tobytes()
+    report = analyse_bytes(pattern_model, bytes(data), Modality.BINARY)
+    assert report.surprisal_bits.shape == (len(data),)
+    [region] = report.regions
+    assert abs(region.start - 200) <= 8 and abs(region.end - 248) <= 8
+
+
+def test_find_anomalies_refuses_what_is_not_bytes(model):
+    with pytest.raises(OmniByteError, match="expected bytes"):
+        find_anomalies(model, [1, 2, 3])  # type: ignore[arg-type]
+
+
+def test_the_cli_prints_regions_as_json(capsys, tmp_path):
+    checkpoint = tiny_model().save_pretrained(tmp_path / "ckpt")
+    path = tmp_path / "file.bin"
+    path.write_bytes(PATTERN * 10)
+    assert main(["anomalies", "--model", str(checkpoint), str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["path"] == str(path) and isinstance(out["regions"], list)
+    assert all(set(r) == {"start", "end", "score"} for r in out["regions"])
+
+
+def test_the_cli_refuses_a_missing_file_in_one_line(capsys, tmp_path):
+    assert main(["anomalies", "--preset", "tiny", str(tmp_path / "missing")]) == 1
+    err = capsys.readouterr().err
+    assert "file not found" in err and err.count("\n") == 1
