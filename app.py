@@ -9,8 +9,10 @@ OMNIBYTE_MODEL=DIR runs another checkpoint folder, OMNIBYTE_PRESET=NAME untraine
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ import gradio as gr
 
 from omnibyte.codecs import MAX_UPLOAD_BYTES
 from omnibyte.demo import DemoModel, analyse_stream, current_part, stream_continuation
-from omnibyte.errors import OmniByteError
+from omnibyte.errors import OmniByteError, read_file
 from omnibyte.generate import SamplingParams
 from omnibyte.modality import Modality
 from omnibyte.prompt import Prompt, build_prompt
@@ -37,6 +39,7 @@ EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 # generated files offered for download; Gradio copies them into its own cache (cleaned below)
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="omnibyte-app-"))
 OUTPUT_MAX_AGE_S = 900
+atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 
 MODEL = DemoModel.load(os.environ.get("OMNIBYTE_MODEL") or None, os.environ.get("OMNIBYTE_PRESET") or None)
 
@@ -77,11 +80,8 @@ def read_upload(path: str | None) -> tuple[bytes | None, str | None]:
     """The uploaded file's bytes and name, refusing an oversized file before reading it."""
     if not path:
         return None, None
-    size = os.path.getsize(path)
-    if size > MAX_UPLOAD_BYTES:
-        raise OmniByteError(f"the upload is {size / 2**20:.1f} MiB; uploads are limited to "
-                            f"{MAX_UPLOAD_BYTES // 2**20} MiB")
-    return Path(path).read_bytes(), Path(path).name
+    name = Path(path).name
+    return read_file(path, limit=MAX_UPLOAD_BYTES, name=f"the upload {name!r}"), name
 
 
 def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | None, ask: str | None) -> Prompt:

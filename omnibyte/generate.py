@@ -146,15 +146,15 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     the context fills, the window slides: the cache is rebuilt from the most recent half of
     the context and generation goes on.
     """
-    tokens = [int(t) for t in prompt]
+    context = model.config.max_seq_len
+    keep = max(1, context // 2)  # how much of the past survives a slide
+    # a prompt longer than the context is read from its recent half only, so only that much is
+    # ever converted: a huge prompt costs no time or memory beyond its own list
+    tokens = [int(t) for t in (prompt[-keep:] if len(prompt) >= context else prompt)]
     if not tokens:
         raise OmniByteError("the prompt is empty: give at least one token (generation normally starts with DOC_START)")
     if any(not 0 <= t < VOCAB_SIZE for t in tokens):
         raise OmniByteError(f"prompt token ids must be in 0-{VOCAB_SIZE - 1}")
-    context = model.config.max_seq_len
-    keep = max(1, context // 2)  # how much of the past survives a slide
-    if len(tokens) >= context:
-        tokens = tokens[-keep:]
     device = model.tok_embeddings.weight.device
     generator = None
     if params.seed is not None:

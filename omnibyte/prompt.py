@@ -126,6 +126,10 @@ def build_prompt(text: str = "", upload: bytes | None = None, filename: str | No
             parts.append((native.modality, kept))
     if ask_for is not None:
         parts.append((ask_for, b""))
+    # only the prompt's end is kept, so a part longer than that is cut before it becomes tokens
+    for i, (modality, data) in enumerate(parts):
+        if len(data) > MAX_PROMPT_TOKENS:
+            parts[i] = (modality, data[-MAX_PROMPT_TOKENS:])
     if not parts:
         raise OmniByteError("nothing to continue: upload a file, type some text, or choose what to start")
     tokens = document_tokens(parts)

@@ -104,7 +104,10 @@ def test_bad_files_get_a_clear_error_and_the_app_keeps_serving(client, tmp_path)
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
     unknown = tmp_path / "blob.xyz"
     unknown.write_bytes(bytes(range(256)) * 8)
-    for path, message in ((empty, "empty"), (corrupt, "corrupt"), (unknown, "unsupported file type")):
+    nasty = Path(__file__).resolve().parent / "nasty"
+    for path, message in ((empty, "empty"), (corrupt, "corrupt"), (unknown, "unsupported file type"),
+                          (nasty / "bomb.png", "declares too many pixels"),
+                          (nasty / "huge-frame.y4m", "declares 100000x100000 frames")):
         with pytest.raises(AppError, match=message):
             generate(client, path).result(timeout=30)
     outputs, _ = finished(generate(client, text="still here", max_bytes=8))

@@ -88,7 +88,7 @@ def test_empty_upload_is_refused():
 
 
 def test_uploads_over_the_size_cap_are_refused():
-    with pytest.raises(OmniByteError, match="limited to 50 MiB"):
+    with pytest.raises(OmniByteError, match=r"limited to 52,428,800 bytes \(50 MiB\)"):
         to_native(b"a" * (MAX_UPLOAD_BYTES + 1))
 
 

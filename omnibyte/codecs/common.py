@@ -40,7 +40,6 @@ def check_upload(data: bytes, what: str) -> bytes:
     if not data:
         raise OmniByteError(f"the {what} is empty")
     if len(data) > MAX_UPLOAD_BYTES:
-        raise OmniByteError(
-            f"the {what} is {len(data) / 2**20:.1f} MiB; uploads are limited to {MAX_UPLOAD_BYTES // 2**20} MiB"
-        )
+        raise OmniByteError(f"the {what} is {len(data):,} bytes; uploads are limited to {MAX_UPLOAD_BYTES:,} bytes "
+                            f"({MAX_UPLOAD_BYTES // 2**20} MiB)")
     return data

@@ -1,0 +1,96 @@
+"""Nasty inputs (tests/nasty/, rebuilt by tests/nasty/build.py): each gets a clear message or is
+handled, quickly and in bounded memory, in the command line and in the app's prompt building."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from omnibyte.cli import main
+from omnibyte.codecs import MAX_UPLOAD_BYTES
+from omnibyte.errors import OmniByteError, read_file
+from omnibyte.prompt import MAX_PROMPT_TOKENS, build_prompt
+
+NASTY = Path(__file__).resolve().parent / "nasty"
+ROOT = NASTY.parent.parent
+
+# file: the message it must be refused with, or None when it is handled
+EXPECTED = {
+    "empty.bin": "is empty",
+    "one-byte.bin": None,
+    "huge-dimensions.bmp": "declares too many pixels",
+    "bomb.png": "declares too many pixels",
+    "4gb-claim.wav": None,  # read as the 1,000 samples that are there
+    "huge-frame.y4m": "declares 100000x100000 frames",
+    "invalid-utf8.txt": None,  # shown with the invalid bytes escaped, never dropped
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_cli_refuses_or_handles_each_nasty_file_quickly(name, tmp_path, capsys):
+    started = time.perf_counter()
+    code = main(["generate", "--preset", "tiny", "--prompt-file", str(NASTY / name), "--convert", "--max-bytes", "4",
+                 "--quiet", "-o", str(tmp_path / "out.bin")])
+    err = capsys.readouterr().err
+    assert time.perf_counter() - started < 10
+    if EXPECTED[name] is None:
+        assert code == 0 and (tmp_path / "out.bin").stat().st_size == 4, err
+    else:
+        assert code == 1 and EXPECTED[name] in err and err.count("\n") <= 3, err
+    # the detector takes every one of them without complaint
+    assert main(["detect", str(NASTY / name)]) == 0
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_app_prompt_refuses_or_handles_each_nasty_file(name):
+    data = (NASTY / name).read_bytes()
+    if EXPECTED[name] is None:
+        assert build_prompt(upload=data, filename=name).tokens
+    else:
+        with pytest.raises(OmniByteError, match=EXPECTED[name]):
+            build_prompt(upload=data, filename=name)
+    assert build_prompt(upload=data, filename=name, raw=True).tokens if data else True
+
+
+def test_file_names_with_separators_and_shell_characters_are_only_names(tmp_path):
+    weird = tmp_path / "a;rm -rf $(echo x) `y` & 'z'.txt"
+    weird.write_text("just text")
+    assert main(["generate", "--preset", "tiny", "--prompt-file", str(weird), "--convert", "--max-bytes", "2", "--quiet",
+                 "-o", str(tmp_path / "out.bin")]) == 0
+    # in the app a name is only a hint for the file type: nothing is opened by it
+    prompt = build_prompt(upload=b"just text", filename="../../etc/passwd;$(reboot).txt")
+    assert prompt.part_bytes == b"just text"
+
+
+def test_a_file_over_the_cap_is_refused_from_its_size_before_it_is_read(tmp_path):
+    huge = tmp_path / "huge.bin"
+    with open(huge, "wb") as f:  # sparse: 200 MB long, nothing written
+        f.truncate(200 * 2**20)
+    started = time.perf_counter()
+    with pytest.raises(OmniByteError, match="the limit is 52,428,800 bytes"):
+        read_file(huge, limit=MAX_UPLOAD_BYTES)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_a_50_mb_text_prompt_runs_quickly_in_bounded_memory(tmp_path):
+    big = tmp_path / "big.txt"
+    line = b"All work and no play makes Jack a dull boy.\n"
+    big.write_bytes(line * ((MAX_UPLOAD_BYTES - 1000) // len(line)))
+    # the CLI in a fresh process that reports its own peak memory as it exits
+    run_cli = ("import resource, runpy, sys\n"
+               "try:\n    runpy.run_module('omnibyte', run_name='__main__')\n"
+               "finally:\n    print('peak-kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", run_cli, "generate", "--preset", "tiny", "--prompt-file", str(big),
+                           "--convert", "--max-bytes", "4", "--quiet", "-o", str(tmp_path / "out.bin")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    elapsed = time.perf_counter() - started
+    assert proc.returncode == 0, proc.stderr
+    peak_mib = int(proc.stderr.split("peak-kib")[-1]) / 1024
+    assert f"only the last {MAX_PROMPT_TOKENS:,} are the prompt" in proc.stderr
+    # the bound the README states: under 30 s and under 600 MiB for a 50 MB prompt file
+    assert elapsed < 30 and peak_mib < 600, (elapsed, peak_mib)
