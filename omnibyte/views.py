@@ -58,6 +58,9 @@ class StreamAnalysis:
     surprisal_bits: np.ndarray  # (len(data),) per byte under the model
     entropy_bits: np.ndarray  # (len(data),) of the prediction each byte was drawn from
     surprising: np.ndarray  # indices of bytes far more surprising than the rest
+    # regions whose sustained surprisal stands far above the stream's baseline (anomaly.py):
+    # (start, end, score in bits per byte above the baseline)
+    anomalies: list[tuple[int, int, float]] = field(default_factory=list)
 
     @property
     def detector_boundaries(self) -> list[int]:
@@ -259,6 +262,10 @@ def byte_grid_png(analysis: StreamAnalysis, per_row: int = 128, cell: int = 4) -
     colours[:prompt] = 0.45 * colours[:prompt] + 0.55 * 235.0  # washed out: this is the prompt
     colours[analysis.surprising] = _hex_to_rgb(SURPRISE_COLOUR)
     grid = colours.reshape(rows, per_row, 3).repeat(cell, axis=0).repeat(cell, axis=1)
+    for start, end, _ in analysis.anomalies:  # anomalous regions: a red line under each of their cells
+        for offset in range(max(start, 0), min(end, n)):
+            row, col = divmod(offset, per_row)
+            grid[(row + 1) * cell - 1, col * cell:(col + 1) * cell] = _hex_to_rgb(SURPRISE_COLOUR)
     for offset, colour in ([(o, DETECTOR_BOUNDARY_COLOUR) for o in analysis.detector_boundaries]
                            + [(b.offset, MODEL_BOUNDARY_COLOUR) for b in analysis.model_boundaries]):
         if 0 <= offset < n:
@@ -288,6 +295,7 @@ def byte_map_html(analysis: StreamAnalysis) -> str:
     tags = ", ".join(f"{b.token.name} at {b.offset:,}" for b in analysis.prompt_tags
                      if b.token != ControlToken.DOC_START or b.offset) or "none"
     detected = ", ".join(f"{o:,}" for o in analysis.detector_boundaries) or "none"
+    anomalies = ", ".join(f"{start:,}–{end:,} (+{score:.1f} bits/byte)" for start, end, score in analysis.anomalies) or "none"
     legend = "".join(f'<span class="ob-key" style="background:{c}"></span>{m.value} ' for m, c in MODALITY_COLOURS.items())
     grid = _data_uri("image/png", byte_grid_png(analysis))
     return (
@@ -296,9 +304,9 @@ def byte_map_html(analysis: StreamAnalysis) -> str:
         f'<div class="ob-facts">{len(analysis.data):,} bytes: prompt 0–{analysis.prompt_bytes:,}, generated '
         f'{analysis.prompt_bytes:,}–{len(analysis.data):,}. Detector boundaries: {detected}. '
         f'Declared by the model: {declared}. Tags in the prompt: {tags}. '
-        f'Unusually surprising bytes: {len(analysis.surprising):,}.</div>'
+        f'Unusually surprising bytes: {len(analysis.surprising):,}. Anomalous regions: {anomalies}.</div>'
         f'<img class="ob-grid ob-pixels" alt="byte map" src="{grid}">'
-        f'<div class="ob-legend">{legend}<span class="ob-key" style="background:{SURPRISE_COLOUR}"></span>surprising '
+        f'<div class="ob-legend">{legend}<span class="ob-key" style="background:{SURPRISE_COLOUR}"></span>surprising byte (underlined: anomalous region) '
         f'<span class="ob-key ob-line" style="background:{DETECTOR_BOUNDARY_COLOUR}"></span>detector boundary '
         f'<span class="ob-key ob-line" style="background:{MODEL_BOUNDARY_COLOUR}"></span>model boundary · '
         f'washed-out cells are the prompt; one row is 128 bytes</div></div>')
@@ -306,7 +314,7 @@ def byte_map_html(analysis: StreamAnalysis) -> str:
 
 def surprisal_svg(analysis: StreamAnalysis, width: int = 900, height: int = 240, max_points: int = 600) -> str:
     """Surprisal and next-byte entropy along the stream (bin means), boundaries as vertical lines,
-    the prompt shaded and surprising bytes as red dots."""
+    the prompt shaded, surprising bytes as red dots and anomalous regions as red bands."""
     n = len(analysis.data)
     if n == 0:
         return '<div class="ob-empty">No bytes to plot.</div>'
@@ -332,6 +340,10 @@ def surprisal_svg(analysis: StreamAnalysis, width: int = 900, height: int = 240,
 
     parts = [f'<rect x="{left}" y="{top}" width="{x_of(analysis.prompt_bytes) - left:.1f}" height="{plot_h}" '
              f'fill="#eeeeee"><title>prompt: bytes 0–{analysis.prompt_bytes:,}</title></rect>']
+    for start, end, score in analysis.anomalies:
+        parts.append(f'<rect class="ob-anomaly" x="{x_of(start):.1f}" y="{top}" width="{max(x_of(end) - x_of(start), 1.5):.1f}" '
+                     f'height="{plot_h}" fill="{SURPRISE_COLOUR}" fill-opacity="0.15"><title>anomalous region '
+                     f'{start:,}–{end:,}: +{score:.1f} bits per byte above the baseline</title></rect>')
     for bits in (0, 4, 8, 12, 16):
         y = y_of(float(bits))
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#dddddd"/>'
@@ -358,7 +370,8 @@ def surprisal_svg(analysis: StreamAnalysis, width: int = 900, height: int = 240,
                '<span class="ob-key ob-line" style="background:#4e79a7"></span>next-byte entropy (bits, bin means) '
                f'<span class="ob-key ob-line" style="background:{DETECTOR_BOUNDARY_COLOUR}"></span>detector boundary '
                f'<span class="ob-key ob-line" style="background:{MODEL_BOUNDARY_COLOUR}"></span>model boundary '
-               '<span class="ob-key" style="background:#eeeeee"></span>prompt</div>')
+               '<span class="ob-key" style="background:#eeeeee"></span>prompt '
+               f'<span class="ob-key" style="background:{SURPRISE_COLOUR};opacity:0.3"></span>anomalous region</div>')
     return (f'<svg class="ob-plot" viewBox="0 0 {width} {height}" width="100%" role="img" '
             f'aria-label="surprisal and entropy per byte">{"".join(parts)}</svg>{caption}')
 

@@ -148,3 +148,10 @@ def test_eight_concurrent_clients_are_all_served(server):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(one, range(8)))
     assert all("Found " in r for r in results)
+
+
+def test_the_app_binds_to_localhost_unless_told_otherwise(server, monkeypatch):
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    app, url = server
+    assert url.startswith("http://127.0.0.1:")
+    assert app.demo.server_name == "127.0.0.1"

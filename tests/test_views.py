@@ -52,7 +52,8 @@ def _analysis(data: bytes, prompt_bytes: int) -> StreamAnalysis:
     surprisal[-10:] = 14.0
     return StreamAnalysis(data, prompt_bytes, ModalityDetector().detect_bytes(data),
                           [Boundary(0, ControlToken.DOC_START)], [Boundary(len(data) - 5, ControlToken.DOC_END)],
-                          surprisal, np.full(len(data), 4.0), surprising_bytes(surprisal))
+                          surprisal, np.full(len(data), 4.0), surprising_bytes(surprisal),
+                          [(len(data) - 10, len(data), 11.0)])
 
 
 def test_every_segment_gets_a_card_rendered_as_what_it_is():
@@ -71,9 +72,11 @@ def test_byte_map_and_plot_show_boundaries_prompt_and_surprise():
     assert page.count('class="ob-bar-piece"') == 3 and 'class="ob-bar-model"' in page
     assert "Detector boundaries: 39, 3,165" in page and "DOC_END at 7,204" in page
     assert "Unusually surprising bytes: 10" in page and 'src="data:image/png;base64,' in page
+    assert "Anomalous regions: 7,199–7,209 (+11.0 bits/byte)" in page
     svg = surprisal_svg(analysis)
     assert svg.count('class="ob-detector-boundary"') == 2 and svg.count('class="ob-model-boundary"') == 1
     assert svg.count("<circle") == 10 and "prompt: bytes 0–100" in svg
+    assert svg.count('class="ob-anomaly"') == 1
     empty = StreamAnalysis(b"", 0, [], [], [], np.zeros(0), np.zeros(0), np.zeros(0, dtype=int))
     assert "No bytes" in surprisal_svg(empty) and "No bytes" in segments_html(empty)
 
