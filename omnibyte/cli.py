@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# torch takes any int here, then overflows (above 2**31) or segfaults on its first matrix product
+# (100,000 threads); no CPU this runs on has more than this many
+MAX_THREADS = 1024
+
+
+def _thread_count(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_THREADS:
+        raise argparse.ArgumentTypeError(f"expected at most {MAX_THREADS} threads, got {text!r}")
+    return value
+
+
 def _float(text: str) -> float:
     try:
         return float(text)
@@ -51,7 +64,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
                        help="checkpoint folder (config.json + model.safetensors); default: the shipped one in assets/")
     group.add_argument("--preset", metavar="NAME",
                        help="use a named config with UNTRAINED random weights instead of a checkpoint")
-    parser.add_argument("--threads", type=_positive_int, default=None,
+    parser.add_argument("--threads", type=_thread_count, default=None,
                         help="CPU threads for PyTorch (default: PyTorch's choice)")
 
 
@@ -119,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--compile", action="store_true", help="torch.compile the training step")
     tr.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
-    tr.add_argument("--threads", type=_positive_int, default=None)
+    tr.add_argument("--threads", type=_thread_count, default=None)
     tr.add_argument("--quiet", action="store_true")
 
     detect = commands.add_parser("detect", help="split files into typed segments: text, image, audio, video, binary")
@@ -409,8 +422,27 @@ COMMANDS = {"generate": cmd_generate, "score": cmd_score, "corpus": cmd_corpus, 
             "decompress": cmd_decompress, "anomalies": cmd_anomalies}
 
 
+def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A file name no filesystem can hold (a NUL byte, a lone surrogate, possible only when main is
+    called from Python) is an argument error, not a traceback from deep inside a command."""
+    for value in vars(args).values():
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, Path):
+                try:
+                    if b"\0" in os.fsencode(path):
+                        raise ValueError
+                except ValueError:  # UnicodeEncodeError included
+                    parser.error(f"not a usable file name: {str(path)!r}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_paths(parser, args)
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # a file name that is not UTF-8 arrives as lone surrogates; on a strict UTF-8 terminal
+        # printing it would raise, so it is shown escaped (\udcff) instead
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         return COMMANDS[args.command](args)
     except OmniByteError as exc:

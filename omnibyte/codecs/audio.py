@@ -148,7 +148,10 @@ def _resample_sinc(x: np.ndarray, src_rate: int, dst_rate: int, n_out: int,
     # instead of folding back as aliases
     cutoff = min(1.0, ratio)
     half = int(math.ceil(zero_crossings / cutoff))
-    taps = np.arange(-half + 1, half + 1)  # (2 * half,)
+    # taps past either end of the signal only ever meet zeros: a header claiming 2 GHz would
+    # otherwise ask for millions of taps (and a gigabyte) to resample a few hundred samples
+    reach = min(half, len(x) + 1)
+    taps = np.arange(-reach + 1, reach + 1)  # (2 * reach,)
     out = np.zeros(n_out, dtype=np.float64)
     rows = max(1, 1_000_000 // len(taps))  # keeps each block's matrices to ~8 MB
     for start in range(0, n_out, rows):
