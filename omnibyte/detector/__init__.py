@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import read_file
 from ..modality import Modality
-from ._content import Piece, describe_text, segment_statistics, text_format, text_mask, text_runs, trim_text
+from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
+                       text_mask, text_runs, trim_text)
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -111,15 +112,26 @@ def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
     arr = np.frombuffer(data, dtype=np.uint8)
     n = len(data)
     found = [_check_tail(data, arr, f) for f in find_formats(data)]
-    segments: list[Segment] = []
+    gaps, pos = [], 0
+    for f in found:
+        if f.start > pos:
+            gaps.append((pos, f.start))
+        pos = f.end
+    if pos < n:
+        gaps.append((pos, n))
+    described = iter(_describe_gaps(arr, gaps))
+    parts: list[Segment | tuple[int, int]] = []  # segments, and (start, end) left to statistics
     pos = 0
     for f in found:
         if f.start > pos:
-            segments += _describe_gap(data, arr, pos, f.start)
-        segments.append(Segment(f.start, f.end, f.modality, f.format, float(f.confidence), f.reason))
+            parts += next(described)
+        parts.append(Segment(f.start, f.end, f.modality, f.format, float(f.confidence), f.reason))
         pos = f.end
     if pos < n:
-        segments += _describe_gap(data, arr, pos, n)
+        parts += next(described)
+    # the statistics of every gap at once: numpy over all of them rather than a call per gap
+    pieces = iter(segment_statistics_many(arr, [p for p in parts if isinstance(p, tuple)]))
+    segments = [s for p in parts for s in ([_segment(q) for q in next(pieces)] if isinstance(p, tuple) else [p])]
     segments = _tidy(data, segments)
     if use_libmagic:
         # compressed-looking bytes right after other statistics are the same stream going on;
@@ -147,29 +159,31 @@ def _check_tail(data: bytes, arr: np.ndarray, f: Found) -> Found:
     return f
 
 
-def _describe_gap(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Segment]:
-    """Segments for bytes no signature claimed: text runs first, statistics for the rest."""
-    out: list[Segment] = []
-    pos = start
-    # a short gap that is all text (a word between two files, a tiny input) is text too
-    whole = [(0, end - start)] if end - start < 16 and text_mask(arr[start:end]).all() else []
-    for rs, re_ in text_runs(arr[start:end]) or whole:
-        rs, re_ = trim_text(arr, start + rs, start + re_)
-        verdict = describe_text(data, arr, rs, re_, whole=re_ - rs >= end - start - 2)
+def _describe_gaps(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
+    """For each gap (bytes no signature claimed): segments for the text runs in it, and
+    (start, end) for each stretch between them, left to statistics. All runs of all gaps are
+    judged at once."""
+    runs = []  # (gap, start, end) of each printable run
+    for g, (start, end) in enumerate(gaps):
+        # a short gap that is all text (a word between two files, a tiny input) is text too
+        whole = [(0, end - start)] if end - start < 16 and text_mask(arr[start:end]).all() else []
+        for rs, re_ in text_runs(arr[start:end]) or whole:
+            runs.append((g, *trim_text(arr, start + rs, start + re_)))
+    verdicts = describe_texts(arr, [(rs, re_, re_ - rs >= gaps[g][1] - gaps[g][0] - 2) for g, rs, re_ in runs])
+    out: list[list[Segment | tuple[int, int]]] = [[] for _ in gaps]
+    pos = [start for start, _ in gaps]
+    for (g, rs, re_), verdict in zip(runs, verdicts):
         if verdict is None:
             continue
-        if rs > pos:
-            out += _statistics(arr, pos, rs)
+        if rs > pos[g]:
+            out[g].append((pos[g], rs))
         confidence, reason = verdict
-        out.append(Segment(rs, re_, Modality.TEXT, "utf-8", confidence, reason))
-        pos = re_
-    if pos < end:
-        out += _statistics(arr, pos, end)
+        out[g].append(Segment(rs, re_, Modality.TEXT, "utf-8", confidence, reason))
+        pos[g] = re_
+    for g, (_, end) in enumerate(gaps):
+        if pos[g] < end:
+            out[g].append((pos[g], end))
     return out
-
-
-def _statistics(arr: np.ndarray, start: int, end: int) -> list[Segment]:
-    return [_segment(p) for p in segment_statistics(arr, start, end)]
 
 
 def _segment(p: Piece) -> Segment:
@@ -269,18 +283,17 @@ def _ask_libmagic(data: bytes, s: Segment) -> Segment:
     tools = _libmagic()
     if tools is None:
         return s
+    # the mime type first: most answers stop there, and only a useful one needs the description
     try:
         chunk = data[s.start:min(s.end, s.start + 4096)]
-        description = tools[1].from_buffer(chunk)
-        if description == "data":  # what libmagic says of bytes it does not know either
-            return s
         mime = tools[0].from_buffer(chunk)
+        if not mime or mime in _VAGUE or mime == "application/zip" or mime.startswith("text/"):
+            return s  # (text the UTF-8 rule refused is not text to us)
+        description = tools[1].from_buffer(chunk)
     except Exception:
         return s
-    if not mime or mime in _VAGUE or mime == "application/zip":
+    if description == "data":  # what libmagic says of bytes it does not know either
         return s
     modality = next((m for prefix, m in _MIME_MODALITY.items() if mime.startswith(prefix)), Modality.BINARY)
-    if mime.startswith("text/"):
-        return s  # text the UTF-8 rule refused is not text to us
     fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")
     return Segment(s.start, s.end, modality, fmt, round(max(s.confidence, 0.6), 3), f"libmagic: {description}")

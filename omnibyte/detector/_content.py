@@ -24,7 +24,8 @@ import numpy as np
 
 from ..modality import Modality
 
-__all__ = ["Piece", "text_mask", "text_runs", "describe_text", "segment_statistics", "classify_piece"]
+__all__ = ["Piece", "text_mask", "text_runs", "describe_text", "describe_texts", "segment_statistics",
+           "segment_statistics_many", "classify_piece"]
 
 MIN_TEXT = 16  # a shorter printable run inside binary data is chance, unless it is all there is
 _BLOCK = 64  # bytes per block for change detection; boundaries are then refined to the byte
@@ -69,10 +70,15 @@ def text_mask(arr: np.ndarray) -> np.ndarray:
     second = second[1:]  # the byte after each position (0 past the end)
     ok2 = (cls == 3) & cont[1:n + 1]
     ok3 = (cls == 4) & cont[1:n + 1] & cont[2:n + 2]
-    # E0 needs A0-BF next (no overlong forms), ED needs 80-9F (no surrogates)
-    ok3 &= ~((arr == 0xE0) & (second < 0xA0)) & ~((arr == 0xED) & (second >= 0xA0))
+    # E0 needs A0-BF next (no overlong forms), ED needs 80-9F (no surrogates); checked only
+    # where a sequence is otherwise complete, which is rare outside text
+    at = np.flatnonzero(ok3)
+    lead, nxt = arr[at], second[at]
+    ok3[at[((lead == 0xE0) & (nxt < 0xA0)) | ((lead == 0xED) & (nxt >= 0xA0))]] = False
     ok4 = (cls == 5) & cont[1:n + 1] & cont[2:n + 2] & cont[3:n + 3]
-    ok4 &= ~((arr == 0xF0) & (second < 0x90)) & ~((arr == 0xF4) & (second >= 0x90))
+    at = np.flatnonzero(ok4)
+    lead, nxt = arr[at], second[at]
+    ok4[at[((lead == 0xF0) & (nxt < 0x90)) | ((lead == 0xF4) & (nxt >= 0x90))]] = False
     good = cls == 1
     good |= ok2 | ok3 | ok4
     tail1 = ok2 | ok3 | ok4
@@ -84,8 +90,13 @@ def text_mask(arr: np.ndarray) -> np.ndarray:
 
 
 def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    edges = np.diff(np.concatenate(([0], mask.view(np.int8), [0])))
-    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    """(starts, ends) of the runs of True in mask."""
+    if mask.size == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    # the mask is constant between these bounds, alternating from mask[0]
+    bounds = np.concatenate(([0], np.flatnonzero(mask[1:] != mask[:-1]) + 1, [mask.size]))
+    first = 0 if mask[0] else 1
+    return bounds[first:-1:2], bounds[first + 1::2]
 
 
 def text_runs(arr: np.ndarray, min_len: int = MIN_TEXT) -> list[tuple[int, int]]:
@@ -106,9 +117,7 @@ def text_runs(arr: np.ndarray, min_len: int = MIN_TEXT) -> list[tuple[int, int]]
     if s.size == 0:
         return []
     n = (e - s).astype(np.float64)
-    spaces = _count(_WHITESPACE[arr], s, e)
-    multibyte = _count(_CLASS[arr] >= 3, s, e)
-    letters = _count(_IS_LETTER[arr], s, e)
+    spaces, multibyte, letters = _counts(arr, s, e)
     # the same thresholds describe_text applies, for short runs (words) and long ones
     short = n < 64
     words = (spaces >= np.where(short, 0.08, 0.03) * n) & (letters >= np.where(short, 0.5, 0.2) * n)
@@ -118,13 +127,27 @@ def text_runs(arr: np.ndarray, min_len: int = MIN_TEXT) -> list[tuple[int, int]]
     return list(zip(s[maybe].tolist(), e[maybe].tolist()))
 
 
-def _count(flags: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    cum = np.concatenate(([0], np.cumsum(flags, dtype=np.int64)))
-    return (cum[e] - cum[s]).astype(np.float64)
+def _counts(arr: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whitespace, multi-byte leads and letters/digits in each run [s, e), as floats. One pass:
+    a table packs the three flags of a byte into fields of one integer, so one sum counts all."""
+    if int((e - s).max()) >= 1 << _FIELD:  # a field could overflow into the next: count apart
+        cum = [np.concatenate(([0], np.cumsum(f[arr], dtype=np.int64))) for f in (_WHITESPACE, _CLASS >= 3, _IS_LETTER)]
+        return tuple((c[e] - c[s]).astype(np.float64) for c in cum)  # type: ignore[return-value]
+    lo = int(s[0])
+    # sums over each run and each stretch between runs (ignored); every index inside the array
+    bounds = np.stack([s, e], axis=1).ravel() - lo
+    span = _PACKED[arr[lo:int(e[-1])]]
+    total = np.add.reduceat(span, bounds[:-1])[::2]  # the last run sums to the end of the span
+    mask = np.uint64((1 << _FIELD) - 1)
+    return tuple(((total >> np.uint64(k * _FIELD)) & mask).astype(np.float64) for k in range(3))  # type: ignore[return-value]
 
 
 _WHITESPACE = np.zeros(256, dtype=bool)
 _WHITESPACE[[0x09, 0x0A, 0x0D, 0x20]] = True
+
+
+_NEAR = np.zeros(511, dtype=bool)  # indexed by a byte difference + 255: is it 1 or 2 either way
+_NEAR[[253, 254, 256, 257]] = True
 
 
 def text_smoothness(arr: np.ndarray) -> float:
@@ -133,20 +156,20 @@ def text_smoothness(arr: np.ndarray) -> float:
     0.2 at every lag; printable pixels (lag 3 for RGB) and audio go well over."""
     if arr.size < 4:
         return 0.0
-    a = arr.astype(np.int16)
     # pairs of letters and punctuation only: digits in a number and the bytes of multi-byte
     # characters sit close together in any text, so they say nothing
     skip = _WHITESPACE[arr] | (arr >= 0x80)
     digits = (arr >= 0x30) & (arr <= 0x39)
     if (~(skip | digits)).mean() > 0.3:
         skip = skip | digits
+    a = arr.astype(np.int16) + 255  # _NEAR's index for a difference
     worst = 0.0
     for lag in (1, 2, 3):
         both = ~(skip[lag:] | skip[:-lag])
-        d = np.abs(a[lag:] - a[:-lag])
-        counted = int(both.sum())
+        counted = int(np.count_nonzero(both))
         if counted:
-            worst = max(worst, float(((d <= 2) & (d > 0) & both).sum()) / counted)
+            near = _NEAR[a[lag:] - arr[:-lag]]
+            worst = max(worst, float(np.count_nonzero(near & both)) / counted)
     return worst
 
 
@@ -171,27 +194,96 @@ def repeated_units(arr: np.ndarray) -> float:
 
 _IS_LETTER = np.zeros(256, dtype=bool)
 _IS_LETTER[0x30:0x3A] = _IS_LETTER[0x41:0x5B] = _IS_LETTER[0x61:0x7B] = True
+_FIELD = 21  # bits per count in _PACKED: runs up to 2 MiB are counted in one pass
+_PACKED = (_WHITESPACE.astype(np.uint64) | (_CLASS >= 3).astype(np.uint64) << np.uint64(_FIELD)
+           | _IS_LETTER.astype(np.uint64) << np.uint64(2 * _FIELD))
 
 
 def describe_text(data: bytes, arr: np.ndarray, start: int, end: int, whole: bool) -> tuple[float, str] | None:
     """(confidence, reason) if data[start:end], a run of text bytes, reads as text; else None.
 
     `whole`: the run is all there is between two known parts, so a short one still counts."""
-    run = arr[start:end]
-    n = end - start
-    if n < MIN_TEXT:
-        return (0.6, "short printable run between known parts") if whole and n else None
-    ink = run[~_WHITESPACE[run]]
-    if ink.size < 0.1 * n or np.bincount(ink, minlength=256).max() > 0.5 * ink.size:
-        return None  # one byte over and over: a flat area of pixels, a fill, not writing
-    if repeated_units(run) > 0.25:
-        return None  # a unit of 2-4 bytes over and over: a flat area of RGB(A) pixels
-    multibyte = int(np.count_nonzero(_CLASS[run] >= 3))
-    smooth = text_smoothness(run)
+    return describe_texts(arr, [(start, end, whole)])[0]
+
+
+def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[tuple[float, str] | None]:
+    """describe_text for many (start, end, whole) runs: every statistic it weighs is a count
+    over a run, so all runs' bytes are laid end to end and counted in one pass each."""
+    out: list[tuple[float, str] | None] = [None] * len(runs)
+    long = []
+    for k, (start, end, whole) in enumerate(runs):
+        if end - start >= MIN_TEXT:
+            long.append(k)
+        elif whole and end > start:
+            out[k] = (0.6, "short printable run between known parts")
+    if not long:
+        return out
+    cat = np.concatenate([arr[runs[k][0]:runs[k][1]] for k in long])  # (total,) the runs end to end
+    n = np.array([runs[k][1] - runs[k][0] for k in long])
+    at = np.concatenate(([0], np.cumsum(n)[:-1]))  # where each run starts in cat
+    ws = _WHITESPACE[cat]
+    ink = ~ws
+    spaces, letters, multibyte = (_sums(f, at) for f in (ws, _IS_LETTER[cat], _CLASS[cat] >= 3))
+    # the byte that fills most of a run's ink (its non-whitespace bytes)
+    owner = np.repeat(np.arange(len(long)), n)
+    fill = np.bincount(owner[ink] * 256 + cat[ink], minlength=len(long) * 256).reshape(len(long), 256).max(axis=1)
+    units = [_sums(unit, at, n - 2 * p + 1) for p, unit in _repeated_units(cat, ink)]
+    # text_smoothness: pairs of letters and punctuation, digits too where they are few
+    keep = ~(ws | (cat >= 0x80))
+    plain = keep & ~((cat >= 0x30) & (cat <= 0x39))
+    few_digits = _sums(plain, at)
+    a = cat.astype(np.int16) + 255  # _NEAR's index for a difference
+    pairs = []
+    for lag in (1, 2, 3):
+        near = _NEAR[a[lag:] - cat[:-lag]]
+        for k_ in (keep, plain):
+            both = k_[lag:] & k_[:-lag]
+            pairs.append((_sums(both, at, n - lag), _sums(near & both, at, n - lag)))
+    for i, k in enumerate(long):
+        size, whole = int(n[i]), runs[k][2]
+        inks = size - int(spaces[i])
+        if inks < 0.1 * size or int(fill[i]) > 0.5 * inks:
+            continue  # one byte over and over: a flat area of pixels, a fill, not writing
+        if max((float(u[i]) / (size - 2 * p + 1) for p, u in zip((2, 3, 4), units)), default=0.0) > 0.25:
+            continue  # a unit of 2-4 bytes over and over: a flat area of RGB(A) pixels
+        variant = 1 if float(few_digits[i]) / size > 0.3 else 0
+        smooth = 0.0
+        for counted, close in pairs[variant::2]:
+            if counted[i]:
+                smooth = max(smooth, float(close[i]) / int(counted[i]))
+        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size, whole)
+    return out
+
+
+def _sums(flags: np.ndarray, at: np.ndarray, length: np.ndarray | None = None) -> np.ndarray:
+    """Sums of flags over [at, at + length) for runs laid end to end from `at` (each whole run
+    when length is None); the positions past a run's length are left out."""
+    if length is None:
+        return np.add.reduceat(flags, at, dtype=np.int64)
+    bounds = np.stack([at, at + length], axis=1).ravel()
+    bounds = bounds[:-1] if bounds[-1] >= flags.size else bounds  # the last sums to the end
+    return np.add.reduceat(flags, bounds, dtype=np.int64)[::2]
+
+
+def _repeated_units(cat: np.ndarray, ink: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """For units of 2-4 bytes: (p, flags) where a byte that is not whitespace starts a unit
+    the p bytes after it repeat; repeated_units over runs laid end to end."""
+    out = []
+    for p in (2, 3, 4):
+        eq = cat[p:] == cat[:-p]  # byte i equals byte i + p
+        m = eq.size - p + 1
+        unit = eq[:m] & ink[:m]
+        for k in range(1, p):
+            unit &= eq[k:k + m]
+        out.append((p, unit))
+    return out
+
+
+def _text_verdict(n: int, multibyte: int, smooth: float, spaces: float, letters: float, whole: bool
+                  ) -> tuple[float, str] | None:
+    """describe_text's decision from a run's length and statistics."""
     if multibyte >= max(4, n // 8) and smooth < 0.3:
         return 0.97, f"valid UTF-8 run ({multibyte} multi-byte characters)"
-    spaces = float(_WHITESPACE[run].mean())
-    letters = float(_IS_LETTER[run].mean())
     short = n < 64  # a short run must look like words, not merely printable
     if smooth < (0.15 if short else 0.22) and spaces >= (0.08 if short else 0.03) \
             and letters >= (0.5 if short else 0.3 if n < 256 else 0.2):
@@ -213,13 +305,13 @@ def trim_text(arr: np.ndarray, start: int, end: int) -> tuple[int, int]:
     if n < 96:
         return start, end
     run = arr[start:end]
-    a = run.astype(np.int16)
-    close = np.zeros(n, dtype=np.float64)
+    a = run.astype(np.int16) + 255  # _NEAR's index for a difference
+    close = np.zeros(n, dtype=bool)
     for lag in (1, 2, 3):
-        d = np.abs(a[lag:] - a[:-lag])
-        close[lag:] = np.maximum(close[lag:], ((d <= 2) & (d > 0)).astype(np.float64))
-    close[_WHITESPACE[run]] = 0.0
-    cum = np.concatenate(([0.0], np.cumsum(close)))
+        close[lag:] |= _NEAR[a[lag:] - run[:-lag]]
+    close &= ~_WHITESPACE[run]
+    cum = np.zeros(n + 1)
+    cum[1:] = np.cumsum(close)
     # the end: the split s maximising (tail mean - head mean) with the tail signal-like
     s = np.arange(32, n - 16)
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
@@ -257,66 +349,109 @@ def text_format(data: bytes) -> str:
 # statistics
 
 
-def _block_features(a: np.ndarray) -> np.ndarray:
-    """(n_blocks, 4) features of _BLOCK-byte blocks: level, spread, lag-1 and lag-3 roughness."""
-    nb = a.size // _BLOCK
-    x = a[: nb * _BLOCK].astype(np.float32).reshape(nb, _BLOCK)  # (nb, B)
+def _block_features(stretches: list[np.ndarray]) -> list[np.ndarray]:
+    """(n_blocks, 4) features of each stretch's _BLOCK-byte blocks: level, spread, lag-1 and
+    lag-3 roughness. The blocks of all stretches are computed as one array."""
+    nbs = [a.size // _BLOCK for a in stretches]
+    if not nbs:
+        return []
+    x = np.concatenate([a[: nb * _BLOCK] for a, nb in zip(stretches, nbs)]).astype(np.float32).reshape(-1, _BLOCK)  # (nb, B)
     d1 = np.abs(np.diff(x, axis=1)).mean(axis=1)
     d3 = np.abs(x[:, 3:] - x[:, :-3]).mean(axis=1)
-    return np.stack([x.mean(axis=1) / 48, x.std(axis=1) / 32, np.log1p(d1), np.log1p(d3)], axis=1)
+    f = np.stack([x.mean(axis=1) / 48, x.std(axis=1) / 32, np.log1p(d1), np.log1p(d3)], axis=1)
+    return np.split(f, np.cumsum(nbs)[:-1])
 
 
-def _best_split(cum: np.ndarray, a: int, b: int, min_size: int) -> tuple[float, int]:
-    """Best single change point of the rows [a, b) under an L2 cost, from cumulative sums."""
-    s = np.arange(a + min_size, b - min_size + 1)
-    if s.size == 0:
-        return 0.0, -1
+def _best_splits(cum: np.ndarray, a: np.ndarray, b: np.ndarray, min_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(gain, row) of the best single change point of each interval of rows [a, b) under an L2
+    cost, from cumulative sums; every interval needs room for one (b - a >= 2 * min_size)."""
+    count = b - a - 2 * min_size + 1  # candidate splits per interval
+    first = np.concatenate(([0], np.cumsum(count)[:-1]))
+    s = np.repeat(a + min_size - first, count) + np.arange(int(count.sum()))
+    gain = _split_gains(cum, s, np.repeat(a, count), np.repeat(b, count))
+    best = np.maximum.reduceat(gain, first)
+    # the first candidate reaching its interval's best, as argmax picks
+    at_best = np.flatnonzero(gain == np.repeat(best, count))
+    return best, s[at_best[np.searchsorted(at_best, first)]]
+
+
+def _split_gains(cum: np.ndarray, s: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Gain of splitting the rows [a, b) at s, for many (s, a, b) at once (one row each)."""
     n1 = (s - a)[:, None].astype(np.float64)
     n2 = (b - s)[:, None].astype(np.float64)
     left = cum[s] - cum[a]
     right = cum[b] - cum[s]
-    gain = ((left / n1 - right / n2) ** 2 * (n1 * n2 / (n1 + n2))).sum(axis=1)
-    i = int(np.argmax(gain))
-    return float(gain[i]), int(s[i])
+    return ((left / n1 - right / n2) ** 2 * (n1 * n2 / (n1 + n2))).sum(axis=1)
 
 
-def _change_points(features: np.ndarray, penalty: float, min_size: int) -> list[int]:
-    """Binary segmentation: split where the feature means change most, while it beats penalty."""
-    n = features.shape[0]
-    cum = np.zeros((n + 1, features.shape[1]))
-    np.cumsum(features, axis=0, out=cum[1:])
-    out, todo = [], [(0, n)]
+def _change_points(features: list[np.ndarray], penalty: float, min_size: int) -> list[list[int]]:
+    """Binary segmentation of each feature series: split where the feature means change most,
+    while it beats penalty. Every interval of every series is split in one pass per level."""
+    cums, base = [], [0]
+    for f in features:
+        cum = np.zeros((f.shape[0] + 1, f.shape[1]))
+        np.cumsum(f, axis=0, out=cum[1:])
+        cums.append(cum)
+        base.append(base[-1] + cum.shape[0])
+    if not cums:
+        return []
+    cum = np.concatenate(cums)  # (sum of n + 1, F): series j's sums start at row base[j]
+    out: list[list[int]] = [[] for _ in features]
+    todo = [(base[j], base[j] + f.shape[0], j) for j, f in enumerate(features)]
     while todo:
-        a, b = todo.pop()
-        if b - a < 2 * min_size:
-            continue
-        gain, s = _best_split(cum, a, b, min_size)
-        if s > 0 and gain > penalty:
-            out.append(s)
-            todo += [(a, s), (s, b)]
-    return sorted(out)
+        todo = [t for t in todo if t[1] - t[0] >= 2 * min_size]
+        if not todo:
+            break
+        best, split = _best_splits(cum, np.array([t[0] for t in todo]), np.array([t[1] for t in todo]), min_size)
+        nxt = []
+        for (lo, hi, j), g, at in zip(todo, best.tolist(), split.tolist()):
+            if at - base[j] > 0 and g > penalty:
+                out[j].append(at - base[j])
+                nxt += [(lo, at, j), (at, hi, j)]
+        todo = nxt
+    return [sorted(o) for o in out]
 
 
-def _byte_features(a: np.ndarray) -> np.ndarray:
-    x = a.astype(np.float32)
-    d1 = np.abs(np.diff(x, prepend=x[:1]))
-    d3 = np.abs(x - np.concatenate((x[:3], x[:-3])))
-    return np.stack([x / 48, np.log1p(d1), np.log1p(d3)], axis=1)
+_REFINE = 2 * _BLOCK  # bytes either side of a block boundary searched for the byte it falls on
+_LOG1P = np.log1p(np.arange(256, dtype=np.float32))  # log1p of every byte difference
 
 
-def _refine(a: np.ndarray, lo: int, guess: int, hi: int) -> int:
-    """The byte in [lo, hi) where a two-piece fit of byte features around `guess` changes best."""
-    lo, hi = max(lo, guess - 2 * _BLOCK), min(hi, guess + 2 * _BLOCK)
-    if hi - lo < 8:
-        return guess
-    f = _byte_features(a[lo:hi])
-    cum = np.zeros((f.shape[0] + 1, f.shape[1]))
-    np.cumsum(f, axis=0, out=cum[1:])
-    gain, s = _best_split(cum, 0, f.shape[0], 4)
-    return lo + s if s > 0 else guess
+def _refine(arr: np.ndarray, cuts: list[tuple[int, int, int]]) -> list[int]:
+    """For each (lo, guess, hi), the byte in [lo, hi) where a two-piece fit of byte features
+    around `guess` changes best; all windows of 2 * _REFINE bytes at once (padded to that)."""
+    if not cuts:
+        return []
+    lo = np.array([max(lo, guess - _REFINE) for lo, guess, _ in cuts])
+    hi = np.array([min(hi, guess + _REFINE) for _, guess, hi in cuts])
+    size = hi - lo
+    width = 2 * _REFINE
+    idx = lo[:, None] + np.arange(width)  # (W, width)
+    valid = idx < hi[:, None]
+    x = arr[np.minimum(idx, arr.size - 1)].astype(np.int16)  # (W, width)
+    d1 = np.zeros_like(x)
+    d1[:, 1:] = np.abs(x[:, 1:] - x[:, :-1])
+    d3 = np.zeros_like(x)
+    d3[:, 3:] = np.abs(x[:, 3:] - x[:, :-3])
+    # byte features: level, lag-1 and lag-3 roughness
+    f = np.stack([x.astype(np.float32) / 48, _LOG1P[d1], _LOG1P[d3]], axis=2)  # (W, width, 3)
+    f[~valid] = 0  # padding adds nothing to the sums
+    cum = np.zeros((len(cuts), width + 1, 3))
+    np.cumsum(f, axis=1, out=cum[:, 1:])
+    out = [guess for _, guess, _ in cuts]
+    ok = np.flatnonzero(size >= 8)
+    if ok.size:
+        rows = ok * (width + 1)  # window k's sums start at row k * (width + 1)
+        _, at = _best_splits(cum.reshape(-1, 3), rows, rows + size[ok], 4)
+        for k, s in zip(ok.tolist(), (at - rows).tolist()):
+            if s > 0:
+                out[k] = int(lo[k]) + s
+    return out
 
 
-def _zero_runs(a: np.ndarray) -> list[tuple[int, int]]:
+def _zero_runs(arr: np.ndarray, start: int, end: int) -> list[tuple[int, int]]:
+    a = arr[start:end]
+    if a.tobytes().find(bytes(_ZERO_RUN)) < 0:
+        return []
     starts, ends = _runs(a == 0)
     keep = ends - starts >= _ZERO_RUN
     return list(zip(starts[keep].tolist(), ends[keep].tolist()))
@@ -428,28 +563,43 @@ def _pcm16(a: np.ndarray) -> tuple[Modality, str, float, str] | None:
 
 def segment_statistics(arr: np.ndarray, start: int, end: int) -> list[Piece]:
     """Headerless bytes arr[start:end] cut where their statistics change, each piece named."""
-    cuts = [start]
-    for zs, ze in _zero_runs(arr[start:end]):
-        cuts += [start + zs, start + ze]
-    cuts.append(end)
-    bounds = sorted(set(cuts))
-    edges = [start]
-    for lo, hi in zip(bounds, bounds[1:]):
-        if lo != start:
-            edges.append(lo)
-        a = arr[lo:hi]
-        if a.size >= 2 * _MIN_PIECE_BLOCKS * _BLOCK and not (a[0] == 0 and np.all(a == 0)):
-            feats = _block_features(a)
-            for b in _change_points(feats, _PENALTY, _MIN_PIECE_BLOCKS):
-                edges.append(lo + _refine(a, 0, b * _BLOCK, a.size))
-    edges = sorted(set(e for e in edges if start <= e < end)) + [end]
-    pieces = []
-    for lo, hi in zip(edges, edges[1:]):
-        if hi <= lo:
-            continue
-        modality, fmt, conf, reason = classify_piece(arr[lo:hi])
-        pieces.append(Piece(lo, hi, modality, fmt, conf, reason))
-    return _merge_pieces(arr, pieces)
+    return segment_statistics_many(arr, [(start, end)])[0]
+
+
+def segment_statistics_many(arr: np.ndarray, ranges: list[tuple[int, int]]) -> list[list[Piece]]:
+    """segment_statistics for many ranges: block features and change points of all at once."""
+    edges: list[list[int]] = []
+    stretches: list[tuple[int, int, int]] = []  # (lo, hi, range) between zero runs, for change points
+    for k, (start, end) in enumerate(ranges):
+        cuts = [start]
+        for zs, ze in _zero_runs(arr, start, end):
+            cuts += [start + zs, start + ze]
+        cuts.append(end)
+        bounds = sorted(set(cuts))
+        edges.append([start])
+        for lo, hi in zip(bounds, bounds[1:]):
+            if lo != start:
+                edges[k].append(lo)
+            a = arr[lo:hi]
+            if a.size >= 2 * _MIN_PIECE_BLOCKS * _BLOCK and not (a[0] == 0 and np.all(a == 0)):
+                stretches.append((lo, hi, k))
+    feats = _block_features([arr[lo:hi] for lo, hi, _ in stretches])
+    changes = _change_points(feats, _PENALTY, _MIN_PIECE_BLOCKS)
+    cuts = [(lo, lo + b * _BLOCK, hi) for (lo, hi, _), bs in zip(stretches, changes) for b in bs]
+    owner = [k for (_, _, k), bs in zip(stretches, changes) for _ in bs]
+    for k, e in zip(owner, _refine(arr, cuts)):
+        edges[k].append(e)
+    out = []
+    for (start, end), es in zip(ranges, edges):
+        es = sorted(set(e for e in es if start <= e < end)) + [end]
+        pieces = []
+        for lo, hi in zip(es, es[1:]):
+            if hi <= lo:
+                continue
+            modality, fmt, conf, reason = classify_piece(arr[lo:hi])
+            pieces.append(Piece(lo, hi, modality, fmt, conf, reason))
+        out.append(_merge_pieces(arr, pieces))
+    return out
 
 
 def _merge_pieces(arr: np.ndarray, pieces: list[Piece]) -> list[Piece]:
