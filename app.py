@@ -20,6 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 from omnibyte.codecs import MAX_UPLOAD_BYTES
+from omnibyte.compress import classical_sizes, compress_bytes, decompress_bytes, read_header
 from omnibyte.demo import DemoModel, analyse_stream, current_part, stream_continuation
 from omnibyte.errors import OmniByteError, read_file
 from omnibyte.generate import SamplingParams
@@ -41,7 +42,9 @@ OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="omnibyte-app-"))
 OUTPUT_MAX_AGE_S = 900
 atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 
-MODEL = DemoModel.load(os.environ.get("OMNIBYTE_MODEL") or None, os.environ.get("OMNIBYTE_PRESET") or None)
+MAX_COMPRESS_BYTES = 16_384  # the coder runs about 250 bytes/s per core: about a minute at most
+MODEL = DemoModel.load(os.environ.get("OMNIBYTE_MODEL") or None, os.environ.get("OMNIBYTE_PRESET") or None,
+                       threads=max(1, (os.cpu_count() or 1) // CONCURRENT_GENERATIONS))
 
 ASK_CHOICES = [("continue what is there", "continue"), ("an image", "image"), ("a sound", "audio"),
                ("text", "text"), ("a video", "video")]
@@ -76,12 +79,12 @@ Running on {MODEL.description}.
 # --- adapters: UI values in, package calls, UI values out ----------------------------------------
 
 
-def read_upload(path: str | None) -> tuple[bytes | None, str | None]:
+def read_upload(path: str | None, limit: int = MAX_UPLOAD_BYTES) -> tuple[bytes | None, str | None]:
     """The uploaded file's bytes and name, refusing an oversized file before reading it."""
     if not path:
         return None, None
     name = Path(path).name
-    return read_file(path, limit=MAX_UPLOAD_BYTES, name=f"the upload {name!r}"), name
+    return read_file(path, limit=limit, name=f"the upload {name!r}"), name
 
 
 def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | None, ask: str | None) -> Prompt:
@@ -132,17 +135,17 @@ def describe_prompt(upload, raw, share, text, ask):
     return summary, preview, min(MAX_BYTES, prompt.bytes_to_finish or DEFAULT_BYTES)
 
 
-def save_output(data: bytes, extension: str) -> str:
-    """Write a generated stream for download; files older than OUTPUT_MAX_AGE_S are removed first."""
+def save_output(data: bytes, filename: str) -> str:
+    """Write a file for download under its own fresh folder (so names never collide and no name a
+    user chose can point anywhere else); folders older than OUTPUT_MAX_AGE_S are removed first."""
     now = time.time()
-    for old in OUTPUT_DIR.glob("*"):
+    for old in OUTPUT_DIR.iterdir():
         if now - old.stat().st_mtime > OUTPUT_MAX_AGE_S:
-            old.unlink(missing_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=OUTPUT_DIR, prefix="omnibyte-output-", suffix=f".{extension}",
-                                         delete=False)
-    with handle:
-        handle.write(data)
-    return handle.name
+            shutil.rmtree(old, ignore_errors=True)
+    safe_name = "".join(c if c.isalnum() or c in "._-" else "_" for c in Path(filename).name).lstrip(".") or "file"
+    path = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / safe_name[-100:]
+    path.write_bytes(data)
+    return str(path)
 
 
 _EXTENSIONS = {"utf-8": "txt", "ascii": "txt", "bmp": "bmp", "wav": "wav", "y4m": "y4m", "png": "png", "gif": "gif"}
@@ -188,7 +191,7 @@ def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k,
         raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
     formats = {s.format for s in analysis.segments}
     extension = _EXTENSIONS.get(formats.pop(), "bin") if len(formats) == 1 else "bin"
-    download = save_output(analysis.data, extension)
+    download = save_output(analysis.data, f"omnibyte-output.{extension}")
     found = ", ".join(f"{s.modality.value} ({s.format})" for s in analysis.segments) or "nothing"
     progress = progress.replace("Analysing…", f"Found {len(analysis.segments)} segment(s): {found}.")
     yield (progress, *(gr.skip(),) * 3, byte_map_html(analysis), surprisal_svg(analysis),
@@ -210,6 +213,45 @@ def _live_updates(view, show: bool = True, audio_now: bool = False):
     return image, audio, text
 
 
+def run_compress(upload, progress=gr.Progress()):
+    """Compress an upload with the model; its size beside gzip and xz, and the .omb to download."""
+    try:
+        data, name = read_upload(upload, limit=MAX_COMPRESS_BYTES)
+        if data is None:
+            raise OmniByteError("choose a file to compress")
+        started = time.perf_counter()
+        blob = compress_bytes(MODEL.worker(), data,
+                              progress=lambda done, total: progress(done / max(total, 1), desc="coding bytes"))
+        seconds = time.perf_counter() - started
+    except OmniByteError as exc:
+        raise gr.Error(str(exc)) from None
+    rows = [("OmniByte", len(blob))] + list(classical_sizes(data).items())
+    table = "\n".join(f"| {tool} | {size:,} | {8 * size / max(len(data), 1):.3f} |" for tool, size in rows)
+    report = (f"**{name}**: {len(data):,} bytes, coded in {seconds:.1f} s ({len(data) / seconds:,.0f} bytes/s).\n\n"
+              f"| compressor | bytes | bits per byte |\n|---|---|---|\n{table}\n\n"
+              f"Decompressing needs this same model ({MODEL.description}).")
+    return report, save_output(blob, f"{name}.omb")
+
+
+def run_decompress(upload, progress=gr.Progress()):
+    """Restore an .omb file made by this model, checked against its checksum."""
+    try:
+        blob, name = read_upload(upload)
+        if blob is None:
+            raise OmniByteError("choose an .omb file to decompress")
+        header = read_header(blob)
+        if header.original_size > MAX_COMPRESS_BYTES:
+            raise OmniByteError(f"this file holds {header.original_size:,} bytes; the demo restores at most "
+                                f"{MAX_COMPRESS_BYTES:,} (use `python -m omnibyte decompress` for larger ones)")
+        data = decompress_bytes(MODEL.worker(), blob,
+                                progress=lambda done, total: progress(done / max(total, 1), desc="decoding bytes"))
+    except OmniByteError as exc:
+        raise gr.Error(str(exc)) from None
+    restored = name[:-4] if name.endswith(".omb") else f"{name}.restored"
+    return (f"Restored **{len(data):,} bytes**; the checksum matches the original.",
+            save_output(data, restored))
+
+
 # --- layout -------------------------------------------------------------------------------------
 
 with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
@@ -218,70 +260,94 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
         gr.Markdown("⚠️ **These weights are untrained**: the output is random bytes. Set OMNIBYTE_MODEL to a "
                     "checkpoint folder, or leave both variables unset to use the shipped checkpoint.",
                     elem_id="untrained-warning")
-    with gr.Row():
-        with gr.Column(scale=2):
-            upload = gr.File(label=f"Upload a file: image, sound, text, animated GIF or anything "
-                                   f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath", elem_id="upload")
-            raw = gr.Checkbox(label="Raw bytes: feed the file unchanged (no conversion, no modality tag)",
-                              elem_id="raw")
-            share = gr.Slider(0, 100, value=50, step=1, label="Prompt share of an image, sound, video or raw file (%)",
-                              info="An image keeps whole pixel rows, a sound its first part, a video whole frames; "
-                                   "text is always kept whole.", elem_id="share")
-            text = gr.Textbox(label="Text: a caption, or text to continue", lines=2, elem_id="text",
-                              placeholder="a red circle on a blue background")
-            ask = gr.Dropdown(ASK_CHOICES, value="continue", label="Then ask the model for", elem_id="ask")
-            prompt_info = gr.Markdown(elem_id="prompt-info")
-            prompt_preview = gr.HTML(elem_id="prompt-preview")
-            with gr.Accordion("Sampling", open=False):
-                max_bytes = gr.Slider(1, MAX_BYTES, value=DEFAULT_BYTES, step=1, label="Max bytes",
-                                      info="Set to what finishes the part when the prompt changes.",
-                                      elem_id="max-bytes")
-                temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = always the likeliest)",
-                                        elem_id="temperature")
-                top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
-                top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
-                seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
-                                 elem_id="seed")
-                stop_at_end = gr.Checkbox(value=True, label="Stop where the model ends the document",
-                                          elem_id="stop-at-end")
-            with gr.Row():
-                generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
-                stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
-        with gr.Column(scale=3):
-            progress = gr.Markdown("Press **Generate**.", elem_id="progress")
-            live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False, height=300,
-                                  elem_id="live-image")
-            live_audio = gr.Audio(label="Live sound", interactive=False, visible=False, elem_id="live-audio")
-            live_text = gr.HighlightedText(label="Live text", color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
-                                           show_legend=True, visible=False, elem_id="live-text")
-            byte_map = gr.HTML(elem_id="byte-map")
-            plot = gr.HTML(elem_id="surprisal-plot")
-            segments = gr.HTML(elem_id="segments")
-            download = gr.File(label="The whole stream (prompt + generated)", interactive=False, elem_id="download")
+    with gr.Tab("Continue", id="continue-tab"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                upload = gr.File(label=f"Upload a file: image, sound, text, animated GIF or anything "
+                                       f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath", elem_id="upload")
+                raw = gr.Checkbox(label="Raw bytes: feed the file unchanged (no conversion, no modality tag)",
+                                  elem_id="raw")
+                share = gr.Slider(0, 100, value=50, step=1, label="Prompt share of an image, sound, video or raw file (%)",
+                                  info="An image keeps whole pixel rows, a sound its first part, a video whole frames; "
+                                       "text is always kept whole.", elem_id="share")
+                text = gr.Textbox(label="Text: a caption, or text to continue", lines=2, elem_id="text",
+                                  placeholder="a red circle on a blue background")
+                ask = gr.Dropdown(ASK_CHOICES, value="continue", label="Then ask the model for", elem_id="ask")
+                prompt_info = gr.Markdown(elem_id="prompt-info")
+                prompt_preview = gr.HTML(elem_id="prompt-preview")
+                with gr.Accordion("Sampling", open=False):
+                    max_bytes = gr.Slider(1, MAX_BYTES, value=DEFAULT_BYTES, step=1, label="Max bytes",
+                                          info="Set to what finishes the part when the prompt changes.",
+                                          elem_id="max-bytes")
+                    temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = always the likeliest)",
+                                            elem_id="temperature")
+                    top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                    top_p = gr.Slider(0.05, 1.0, value=1.0, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
+                    seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
+                                     elem_id="seed")
+                    stop_at_end = gr.Checkbox(value=True, label="Stop where the model ends the document",
+                                              elem_id="stop-at-end")
+                with gr.Row():
+                    generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+            with gr.Column(scale=3):
+                progress = gr.Markdown("Press **Generate**.", elem_id="progress")
+                live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False, height=300,
+                                      elem_id="live-image")
+                live_audio = gr.Audio(label="Live sound", interactive=False, visible=False, elem_id="live-audio")
+                live_text = gr.HighlightedText(label="Live text", color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
+                                               show_legend=True, visible=False, elem_id="live-text")
+                byte_map = gr.HTML(elem_id="byte-map")
+                plot = gr.HTML(elem_id="surprisal-plot")
+                segments = gr.HTML(elem_id="segments")
+                download = gr.File(label="The whole stream (prompt + generated)", interactive=False, elem_id="download")
 
-    prompt_inputs = [upload, raw, share, text, ask]
-    gr.Examples(
-        examples=[
-            [str(EXAMPLES / "red-circle.png"), False, 50, "", "continue"],
-            [str(EXAMPLES / "melody.wav"), False, 50, "", "continue"],
-            [str(EXAMPLES / "bytes.txt"), False, 100, "", "continue"],
-            [str(EXAMPLES / "mixed.bin"), True, 70, "", "continue"],
-            [None, False, 50, "a red circle on a blue background", "image"],
-            [str(EXAMPLES / "moving-square.gif"), False, 50, "", "continue"],
-        ],
-        example_labels=["an image to continue", "a sound", "a text", "a mixed file (raw)",
-                        "a caption, then an image", "an animated GIF"],
-        inputs=prompt_inputs, elem_id="examples")
+        prompt_inputs = [upload, raw, share, text, ask]
+        gr.Examples(
+            examples=[
+                [str(EXAMPLES / "red-circle.png"), False, 50, "", "continue"],
+                [str(EXAMPLES / "melody.wav"), False, 50, "", "continue"],
+                [str(EXAMPLES / "bytes.txt"), False, 100, "", "continue"],
+                [str(EXAMPLES / "mixed.bin"), True, 70, "", "continue"],
+                [None, False, 50, "a red circle on a blue background", "image"],
+                [str(EXAMPLES / "moving-square.gif"), False, 50, "", "continue"],
+            ],
+            example_labels=["an image to continue", "a sound", "a text", "a mixed file (raw)",
+                            "a caption, then an image", "an animated GIF"],
+            inputs=prompt_inputs, elem_id="examples")
 
-    description_outputs = [prompt_info, prompt_preview, max_bytes]
-    for trigger in (upload.change, raw.change, share.release, ask.change, text.blur):
-        trigger(describe_prompt, prompt_inputs, description_outputs, show_progress="hidden")
-    run_event = generate_button.click(
-        run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end],
-        [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
-        concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
-        api_name="generate", show_progress="minimal")
-    stop_button.click(None, None, None, cancels=[run_event])
+        description_outputs = [prompt_info, prompt_preview, max_bytes]
+        for trigger in (upload.change, raw.change, share.release, ask.change, text.blur):
+            trigger(describe_prompt, prompt_inputs, description_outputs, show_progress="hidden")
+        run_event = generate_button.click(
+            run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end],
+            [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
+            concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
+            api_name="generate", show_progress="minimal")
+        stop_button.click(None, None, None, cancels=[run_event])
+
+    with gr.Tab("Compress", id="compress-tab"):
+        gr.Markdown(f"Lossless compression with the model: a range coder driven by its next-byte probabilities. "
+                    f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (the coder runs about 250 bytes/s per core; "
+                    f"`python -m omnibyte compress` takes any size). A compressed file restores only with the "
+                    f"same model, and never silently wrong: it carries a checksum of the original.")
+        with gr.Row():
+            with gr.Column():
+                compress_upload = gr.File(label="A file to compress", type="filepath", elem_id="compress-upload")
+                compress_button = gr.Button("Compress", variant="primary", elem_id="compress")
+                compress_report = gr.Markdown(elem_id="compress-report")
+                compressed_file = gr.File(label="Compressed (.omb)", interactive=False, elem_id="compressed-file")
+            with gr.Column():
+                decompress_upload = gr.File(label="An .omb file to restore", type="filepath",
+                                            elem_id="decompress-upload")
+                decompress_button = gr.Button("Decompress", elem_id="decompress")
+                decompress_report = gr.Markdown(elem_id="decompress-report")
+                restored_file = gr.File(label="Restored", interactive=False, elem_id="restored-file")
+        compress_button.click(run_compress, compress_upload, [compress_report, compressed_file],
+                              concurrency_id="generate", time_limit=TIME_LIMIT_S + 60, api_name="compress")
+        decompress_button.click(run_decompress, decompress_upload, [decompress_report, restored_file],
+                                concurrency_id="generate", time_limit=TIME_LIMIT_S + 60, api_name="decompress")
+
 
 demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
 

@@ -59,6 +59,7 @@ from .model import BytePredictor
 from .vocab import BYTE_VALUES, MODALITY_TAGS, ControlToken
 
 __all__ = [
+    "classical_sizes",
     "MAGIC",
     "VERSION",
     "ContainerHeader",
@@ -389,3 +390,18 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
                             "this machine computes the model differently from the one that compressed it "
                             "(another CPU, PyTorch version or thread count); nothing was recovered")
     return data
+
+
+def classical_sizes(data: bytes) -> dict[str, int]:
+    """What the everyday compressors make of `data`, in bytes: gzip -9 and xz -9 (the standard
+    library), and zstd -19 when the zstandard package is installed."""
+    import gzip
+    import lzma
+
+    sizes = {"gzip -9": len(gzip.compress(data, 9, mtime=0)), "xz -9": len(lzma.compress(data, preset=9))}
+    try:
+        import zstandard
+    except ImportError:
+        return sizes
+    sizes["zstd -19"] = len(zstandard.ZstdCompressor(level=19).compress(data))
+    return sizes

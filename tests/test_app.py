@@ -155,3 +155,23 @@ def test_the_app_binds_to_localhost_unless_told_otherwise(server, monkeypatch):
     app, url = server
     assert url.startswith("http://127.0.0.1:")
     assert app.demo.server_name == "127.0.0.1"
+
+
+def test_compress_tab_round_trips_and_refuses_bad_files(client, tmp_path):
+    report, compressed = client.predict(handle_file(str(EXAMPLES / "bytes.txt")), api_name="/compress")
+    assert "| OmniByte |" in report and "| gzip -9 |" in report and Path(compressed).name == "bytes.txt.omb"
+    message, restored = client.predict(handle_file(compressed), api_name="/decompress")
+    assert "checksum matches" in message
+    assert Path(restored).read_bytes() == (EXAMPLES / "bytes.txt").read_bytes()
+    damaged = tmp_path / "damaged.omb"
+    blob = bytearray(Path(compressed).read_bytes())
+    blob[8] ^= 0xFF  # inside the stored checksum of the original
+    damaged.write_bytes(bytes(blob))
+    with pytest.raises(AppError, match="corrupt|checksum"):
+        client.predict(handle_file(str(damaged)), api_name="/decompress")
+    with pytest.raises(AppError, match="not an OmniByte compressed file"):
+        client.predict(handle_file(str(EXAMPLES / "melody.wav")), api_name="/decompress")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 20_000)
+    with pytest.raises(AppError, match="the limit is 16,384 bytes"):
+        client.predict(handle_file(str(big)), api_name="/compress")
