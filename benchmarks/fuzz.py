@@ -79,8 +79,8 @@ def some_bytes(rng: random.Random, seeds: list[bytes], joins: int = 1) -> bytes:
     return arbitrary(rng) if rng.random() < 0.4 else damaged(rng, seeds, joins)
 
 
-def token(rng: random.Random, vocabulary: list[str]) -> str:
-    if rng.random() < 0.7:
+def token(rng: random.Random, vocabulary: list[str], junk: float = 0.3) -> str:
+    if rng.random() >= junk:
         return rng.choice(vocabulary)
     return "".join(rng.choice(RANDOM_TEXT) if rng.random() < 0.7 else chr(rng.randrange(0x20, 0x3000))
                    for _ in range(rng.randint(0, 12)))
@@ -129,11 +129,17 @@ def make_targets(model, containers, cli_folder: Path):
 
     def cli_parse(rng):
         argv = [token(rng, tf.OPTIONS + tf.VALUES) for _ in range(rng.randint(0, 8))]
+        if rng.random() < 0.8:  # mostly a real subcommand with its own options, like the test's command_line
+            command = rng.choice(sorted(tf.COMMAND_OPTIONS))
+            argv = [command, *(rng.choice(tf.COMMAND_OPTIONS[command]) if rng.random() < 0.5 else a for a in argv)]
         return argv, lambda: tf.check_parse(argv, parser)
 
     def cli_main(rng):
         command = rng.choice(tf.CHEAP_COMMANDS)
-        argv = tf.cheap_argv(command, [token(rng, tf.CHEAP_TOKENS) for _ in range(rng.randint(0, 6))])
+        rest = [token(rng, tf.CHEAP_TOKENS, junk=0.1) for _ in range(rng.randint(0, 4))]
+        if rng.random() < 0.5:  # well formed: the command's files, so it gets past argparse and does its work
+            rest = [o for o in rest if o.startswith("-")] + rng.sample(tf.FILE_NAMES, 1 + (command == "decompress"))
+        argv = tf.cheap_argv(command, rest)
         return argv, lambda: f"{command}: {tf.check_main(argv, cli_folder)}"
 
     targets = {"detector": detector, "detector+libmagic": detector_magic, "decode_native": decode_native,

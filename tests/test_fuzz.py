@@ -11,6 +11,7 @@ examples per test), picked with OMNIBYTE_FUZZ_PROFILE=long.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
@@ -381,25 +382,26 @@ def test_a_forged_header_that_passes_its_check_is_still_caught(fuzz_model, tag, 
 
 # ---- the command line ----
 
-def _option_strings() -> list[str]:
-    parser = build_parser()
-    found = set()
-    for action in parser._actions:  # the subcommands' parsers hang off the subparsers action
-        for sub in getattr(action, "choices", None) or {}:
-            found.add(sub)
-            found.update(s for a in action.choices[sub]._actions for s in a.option_strings)
-    return sorted(found)
+def _command_options() -> dict[str, list[str]]:
+    """Each subcommand's option strings, read from the parser itself (so new ones are fuzzed too)."""
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return {name: sorted(s for a in sub._actions for s in a.option_strings) for name, sub in subparsers.choices.items()}
 
 
-OPTIONS = _option_strings()
+COMMAND_OPTIONS = _command_options()
+OPTIONS = sorted({*COMMAND_OPTIONS, *(o for opts in COMMAND_OPTIONS.values() for o in opts)})
+FILE_NAMES = ["a.txt", "missing.bin", "b.bmp", "$(touch pwned)", os.fsdecode(b"\xff.bin"), "sub", "sub/", "nope",
+              "../nope", "/"]
 VALUES = ["0", "1", "-1", "2", "1e309", "nan", "-inf", "99999999999", "9" * 5000, "tiny", "demo", "text", "image",
-          "", "-", "--", "a.txt", "missing.bin", "sub", "sub/", "$(touch pwned)", "a b;c|d", "..", "/",
-          "\udcff.bin", "\ud800", "a\x00b", "é", "-h"]
+          "", "-", "--", "a b;c|d", "..", "\ud800", "a\x00b", "é", "-h", *FILE_NAMES]
 argument = st.one_of(st.sampled_from(OPTIONS), st.sampled_from(VALUES), st.text(max_size=12))
+# mostly a real subcommand with its own options, so parsing gets past the first token
+command_line = st.sampled_from(sorted(COMMAND_OPTIONS)).flatmap(
+    lambda c: st.lists(st.one_of(st.sampled_from(COMMAND_OPTIONS[c]), argument), max_size=8).map(lambda r: [c, *r]))
 
 
 @FUZZ
-@given(st.lists(argument, max_size=8))
+@given(st.one_of(st.lists(argument, max_size=8), command_line))
 def test_parsing_any_argument_list_gives_a_namespace_or_an_argparse_exit(argv):
     check_parse(argv)
 
@@ -421,7 +423,7 @@ def cli_folder(tmp_path_factory):
 
 
 CHEAP_COMMANDS = ["detect", "info", "decompress"]  # no model (detect), or a tiny one that loads in milliseconds
-CHEAP_TOKENS = ["--json", "--quiet", "--preset", "tiny", "--model", "--threads", "2", "-h", *VALUES[3:]]
+CHEAP_TOKENS = ["--json", "--quiet", "--preset", "tiny", "--model", "--threads", "2", "-h", *VALUES[3:], *FILE_NAMES * 3]
 
 
 def cheap_argv(command: str, rest: list[str]) -> list[str]:
