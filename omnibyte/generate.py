@@ -169,30 +169,34 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     finished = [False] * n
     started = time.perf_counter()
     model.setup_kv_cache(batch_size=n)
+    # inference mode is set around each step, never held across a yield: the mode belongs to
+    # the thread, and a server may resume this generator from another thread each time
     try:
         with torch.inference_mode():
             logits = prefill(model, torch.tensor([tokens] * n, dtype=torch.long, device=device))
-            pos = len(tokens)
-            for step in range(1, max_tokens + 1):
+        pos = len(tokens)
+        for step in range(1, max_tokens + 1):
+            with torch.inference_mode():
                 token = sample_next(logits, params, generator)  # (n, 1)
-                for i, token_id in enumerate(token[:, 0].tolist()):
-                    history[i].append(token_id)
-                    if finished[i]:
-                        continue
-                    pending[i].append(token_id)
-                    produced[i] += token_id < BYTE_VALUES
-                    reason = ("doc_end" if params.stop_at_doc_end and token_id == ControlToken.DOC_END
-                              else "max_new_bytes" if produced[i] >= params.max_new_bytes
-                              else "max_tokens" if step == max_tokens else None)
-                    if reason is not None or len(pending[i]) >= params.chunk_size:
-                        data, boundaries = split_control_tokens(pending[i], offset[i])
-                        yield GeneratedChunk(data, boundaries, offset[i], step, time.perf_counter() - started,
-                                             finished=reason is not None, stop_reason=reason, sample=i)
-                        offset[i] += len(data)
-                        pending[i] = []
-                        finished[i] = reason is not None
-                if all(finished):
-                    return
+            for i, token_id in enumerate(token[:, 0].tolist()):
+                history[i].append(token_id)
+                if finished[i]:
+                    continue
+                pending[i].append(token_id)
+                produced[i] += token_id < BYTE_VALUES
+                reason = ("doc_end" if params.stop_at_doc_end and token_id == ControlToken.DOC_END
+                          else "max_new_bytes" if produced[i] >= params.max_new_bytes
+                          else "max_tokens" if step == max_tokens else None)
+                if reason is not None or len(pending[i]) >= params.chunk_size:
+                    data, boundaries = split_control_tokens(pending[i], offset[i])
+                    yield GeneratedChunk(data, boundaries, offset[i], step, time.perf_counter() - started,
+                                         finished=reason is not None, stop_reason=reason, sample=i)
+                    offset[i] += len(data)
+                    pending[i] = []
+                    finished[i] = reason is not None
+            if all(finished):
+                return
+            with torch.inference_mode():
                 if pos >= context:  # slide: rebuild the cache from the recent past
                     recent = torch.tensor([h[-keep:] for h in history], dtype=torch.long, device=device)
                     logits = prefill(model, recent)

@@ -159,3 +159,23 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert (logits_to_probs(logits, top_p=0.7)[0] > 0).tolist() == [True, True, False, False]
     assert (logits_to_probs(logits, top_p=0.5)[0] > 0).tolist() == [True, False, False, False]
     torch.testing.assert_close(logits_to_probs(logits, top_p=0.7).sum(), torch.tensor(1.0))
+
+
+def test_resuming_from_other_threads_works_and_leaks_no_inference_mode(model):
+    # a web server resumes a streaming generator from whichever worker thread is free; grad and
+    # inference modes are per thread, so no step may rely on a mode set before a yield
+    from concurrent.futures import ThreadPoolExecutor
+
+    reference = generate(model, [ControlToken.DOC_START], SamplingParams(max_new_bytes=40, seed=3, chunk_size=4))
+    stream = stream_generate(model, [ControlToken.DOC_START], SamplingParams(max_new_bytes=40, seed=3, chunk_size=4))
+    chunks = []
+    with ThreadPoolExecutor(4) as pool:
+        while True:
+            # each step in a fresh thread, which then says whether it was left in inference mode
+            step = pool.submit(lambda: (next(stream, None), torch.is_inference_mode_enabled())).result()
+            assert not step[1], "a yield left the thread that resumed the generator in inference mode"
+            if step[0] is None:
+                break
+            chunks.append(step[0])
+    assert not torch.is_inference_mode_enabled()
+    assert b"".join(c.data for c in chunks) == reference[0].data
