@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-batches", type=_positive_int, default=8)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    tr.add_argument("--init", type=Path, metavar="DIR", help="start from this checkpoint's weights and config "
+                    "(fine-tuning) instead of the preset's random ones")
     tr.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
     tr.add_argument("--threads", type=_thread_count, default=None)
     tr.add_argument("--quiet", action="store_true")
@@ -411,7 +413,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, max_steps=args.max_steps, lr=args.lr, min_lr=args.min_lr,
                       warmup_steps=args.warmup_steps, eval_interval=args.eval_interval,
                       eval_batches=args.eval_batches, seed=args.seed, compile=args.compile,
-                      max_minutes=args.max_minutes)
+                      max_minutes=args.max_minutes, init_from=str(args.init) if args.init else None)
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
     print(json.dumps(result), file=sys.stderr)
     return 0

@@ -63,6 +63,9 @@ class TrainConfig:
     compile: bool = False
     # wall-clock budget: stop cleanly (evaluate, save) once it is spent; None = no limit
     max_minutes: float | None = None
+    # a checkpoint folder to start from instead of random weights (its config replaces the
+    # preset's); a run already in out_dir resumes from its own state instead
+    init_from: str | None = None
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1 or self.max_steps < 1:
@@ -210,10 +213,14 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
-    config = ModelConfig.from_name(cfg.preset, **cfg.model_overrides)
+    if cfg.init_from is not None:
+        model = BytePredictor.from_pretrained(cfg.init_from).to(device)  # float32, whatever it was saved in
+        config = model.config
+    else:
+        config = ModelConfig.from_name(cfg.preset, **cfg.model_overrides)
+        model = BytePredictor(config).to(device)
     if cfg.seq_len > config.max_seq_len:
         raise OmniByteError(f"train: seq_len {cfg.seq_len} exceeds the model's context {config.max_seq_len}")
-    model = BytePredictor(config).to(device)
     # every process draws its own windows; evaluation windows are fixed
     stream = TokenStream(load_tokens(cfg.train_tokens), cfg.seq_len, seed=cfg.seed * 1000 + rank)
     val = TokenStream(load_tokens(cfg.val_tokens), cfg.seq_len, seed=0)

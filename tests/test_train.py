@@ -112,3 +112,15 @@ def test_training_runs_distributed_on_two_cpu_processes(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"step": 6' in proc.stderr
     assert (out / "model.safetensors").exists()
+
+
+def test_a_run_can_start_from_a_checkpoints_weights(tmp_path):
+    first = train(tiny_config(tmp_path, max_steps=40), progress=False)
+    start = BytePredictor.from_pretrained(Path(tmp_path / "run"))
+    start.save_pretrained(tmp_path / "half", dtype=torch.float16)  # as shipped: half precision
+    cfg = tiny_config(tmp_path, out_dir=str(tmp_path / "tuned"), max_steps=1, warmup_steps=0, lr=1e-9, min_lr=1e-9,
+                      eval_interval=1, preset="demo", init_from=str(tmp_path / "half"))
+    tuned = train(cfg, progress=False)
+    # the checkpoint's config, not the preset's; its weights, so its loss, not a random model's
+    assert BytePredictor.from_pretrained(tmp_path / "tuned").config == start.config
+    assert tuned["val_loss"] == pytest.approx(first["val_loss"], abs=0.05)
