@@ -656,10 +656,14 @@ def score_streams(tools: Tools, tool: str, streams: list[Stream]) -> dict:
             "byte_share": right / total if total else 0.0}
 
 
-def throughput(tools: Tools, tool: str, data: bytes) -> float:
-    t0 = time.perf_counter()
-    tools.segment(tool, data)
-    return len(data) / 1e6 / (time.perf_counter() - t0)
+def throughput(tools: Tools, tool: str, data: bytes, repeats: int = 3) -> float:
+    """MB/s over the whole stream, best of `repeats` runs (a shared VM's timings wander)."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        tools.segment(tool, data)
+        best = min(best, time.perf_counter() - t0)
+    return len(data) / 1e6 / best
 
 
 # ---------------------------------------------------------------------------------------------
@@ -733,7 +737,7 @@ def targets_met(r: dict) -> dict:
 def markdown(r: dict) -> str:
     lines = [f"Seed {r['seed']}, {r['machine']}; boundaries count within +-{r['tolerance_bytes']} bytes.", "",
              "Modality accuracy (share of files whose largest segment has the right modality):", "",
-             "| tool | " + " | ".join(FILE_SETS) + " | ms/small file | MB/s (10 MB stream) |",
+             "| tool | " + " | ".join(FILE_SETS) + " | ms/small file | MB/s (10 MB stream, best of 3) |",
              "|---" * (len(FILE_SETS) + 3) + "|"]
     for tool, sets in r["files"].items():
         sp = r["speed"][tool]
