@@ -175,3 +175,24 @@ def test_compress_tab_round_trips_and_refuses_bad_files(client, tmp_path):
     big.write_bytes(b"x" * 20_000)
     with pytest.raises(AppError, match="the limit is 16,384 bytes"):
         client.predict(handle_file(str(big)), api_name="/compress")
+
+
+def test_a_server_path_sent_instead_of_an_upload_is_refused(server):
+    # a request can name any path; Gradio lets handlers see only files a user uploaded. Raw HTTP:
+    # gradio_client would upload a local path from the client side, which is fine
+    import httpx
+
+    _, url = server
+    payload = {"data": [{"path": "/etc/passwd", "meta": {"_type": "gradio.FileData"}, "orig_name": "passwd"}]}
+    event = httpx.post(url + "gradio_api/call/compress", json=payload, timeout=30).json()["event_id"]
+    answer = httpx.get(url + f"gradio_api/call/compress/{event}", timeout=60).text
+    assert "event: error" in answer and "not uploaded by a user" in answer
+    assert "root:" not in answer
+
+
+def test_download_names_from_users_stay_inside_the_output_folder(server):
+    app, _ = server
+    for name in ["../../etc/passwd", "/tmp/x.omb", "a/b/../c.txt", "..", "", "$(reboot);`id`.txt", "\x00x"]:
+        path = Path(app.save_output(b"data", name)).resolve()
+        assert path.is_relative_to(app.OUTPUT_DIR.resolve()) and path.read_bytes() == b"data"
+        assert path.parent.parent == app.OUTPUT_DIR.resolve()  # a fresh folder of its own, one level down
