@@ -225,6 +225,9 @@ def run_compress(upload, progress=gr.Progress()):
         seconds = time.perf_counter() - started
     except OmniByteError as exc:
         raise gr.Error(str(exc)) from None
+    except Exception as exc:  # a bug: say so, keep serving
+        log.exception("compression failed")
+        raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
     rows = [("OmniByte", len(blob))] + list(classical_sizes(data).items())
     table = "\n".join(f"| {tool} | {size:,} | {8 * size / max(len(data), 1):.3f} |" for tool, size in rows)
     report = (f"**{name}**: {len(data):,} bytes, coded in {seconds:.1f} s ({len(data) / seconds:,.0f} bytes/s).\n\n"
@@ -247,6 +250,9 @@ def run_decompress(upload, progress=gr.Progress()):
                                 progress=lambda done, total: progress(done / max(total, 1), desc="decoding bytes"))
     except OmniByteError as exc:
         raise gr.Error(str(exc)) from None
+    except Exception as exc:  # a bug: say so, keep serving
+        log.exception("decompression failed")
+        raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
     restored = name[:-4] if name.endswith(".omb") else f"{name}.restored"
     return (f"Restored **{len(data):,} bytes**; the checksum matches the original.",
             save_output(data, restored))
