@@ -68,10 +68,15 @@ def test_upload_generate_stream_and_segments(page, tmp_path):
 def test_stop_cancels_a_long_run(page):
     page.locator("#text textarea").fill("A long story begins here.")
     page.locator("#upload button[aria-label*='Clear'], #upload button[aria-label*='clear']").first.click()
+    page.locator("#text textarea").blur()
+    # each prompt change sets max bytes to what finishes the part: let those answers arrive first
+    sync_api.expect(page.locator("#prompt-info")).to_contain_text("continues text", timeout=30_000)
+    page.wait_for_timeout(1500)
     page.get_by_text("Sampling").click()
     max_bytes = page.locator("#max-bytes input[type=number]")
     max_bytes.fill("16384")
     max_bytes.press("Enter")
+    sync_api.expect(max_bytes).to_have_value("16384")
     page.locator("#stop-at-end input[type=checkbox]").uncheck()
     page.locator("#generate").click()
     sync_api.expect(page.locator("#progress")).to_contain_text(re.compile(r"[1-9][\d,]* / 16,384 bytes"),
