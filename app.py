@@ -117,22 +117,27 @@ def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end
                           stop_at_doc_end=bool(stop_at_end), chunk_size=16)
 
 
-def describe_prompt(upload, raw, share, text, ask):
+def describe_prompt(upload, raw, share, text, ask, described):
     """What the inputs make: notes on the conversion, a preview of the prompt's last part, and the
-    bytes it takes to finish that part (set as max bytes)."""
+    bytes it takes to finish that part (set as max bytes). `described` is the inputs last
+    described: when nothing changed (the text box only lost focus) nothing is redone, so a max
+    bytes the person set stays."""
+    inputs = repr((upload, raw, share, text, ask))
+    if inputs == described:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
     if not upload and not text and ask in (None, "", "continue"):
-        return "", "", gr.skip()
+        return "", "", gr.skip(), inputs
     try:
         prompt = prompt_from_inputs(upload, raw, share, text, ask)
     except OmniByteError as exc:
         gr.Warning(str(exc))
-        return f"**Cannot use this input:** {exc}", "", gr.skip()
+        return f"**Cannot use this input:** {exc}", "", gr.skip(), inputs
     notes = "\n".join(f"- {note}" for note in prompt.notes)
     what = prompt.modality.value if prompt.modality else "raw bytes"
     summary = f"**Prompt:** {len(prompt.tokens):,} tokens; the model continues **{what}**.\n{notes}"
     preview = live_view_html(live_view(prompt.modality, prompt.part_bytes, len(prompt.part_bytes)))
     # a part already complete (or text, which has no end) gets the default budget
-    return summary, preview, min(MAX_BYTES, prompt.bytes_to_finish or DEFAULT_BYTES)
+    return summary, preview, min(MAX_BYTES, prompt.bytes_to_finish or DEFAULT_BYTES), inputs
 
 
 def save_output(data: bytes, filename: str) -> str:
@@ -322,9 +327,10 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
                             "a caption, then an image", "an animated GIF"],
             inputs=prompt_inputs, elem_id="examples")
 
-        description_outputs = [prompt_info, prompt_preview, max_bytes]
+        described = gr.State("")  # the inputs describe_prompt last answered for
+        description_outputs = [prompt_info, prompt_preview, max_bytes, described]
         for trigger in (upload.change, raw.change, share.release, ask.change, text.blur):
-            trigger(describe_prompt, prompt_inputs, description_outputs, show_progress="hidden")
+            trigger(describe_prompt, [*prompt_inputs, described], description_outputs, show_progress="hidden")
         run_event = generate_button.click(
             run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end],
             [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
