@@ -329,7 +329,7 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
 
         described = gr.State("")  # the inputs describe_prompt last answered for
         description_outputs = [prompt_info, prompt_preview, max_bytes, described]
-        for trigger in (upload.change, raw.change, share.release, ask.change, text.blur):
+        for trigger in (upload.change, raw.change, share.release, ask.change, text.change):
             trigger(describe_prompt, [*prompt_inputs, described], description_outputs, show_progress="hidden")
         run_event = generate_button.click(
             run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end],
