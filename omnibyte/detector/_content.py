@@ -150,48 +150,6 @@ _NEAR = np.zeros(511, dtype=bool)  # indexed by a byte difference + 255: is it 1
 _NEAR[[253, 254, 256, 257]] = True
 
 
-def text_smoothness(arr: np.ndarray) -> float:
-    """How much a printable run moves like a signal: the largest share, over lags 1-3, of byte
-    pairs that differ by 1 or 2 (whitespace and repeats aside). Text in any script stays under
-    0.2 at every lag; printable pixels (lag 3 for RGB) and audio go well over."""
-    if arr.size < 4:
-        return 0.0
-    # pairs of letters and punctuation only: digits in a number and the bytes of multi-byte
-    # characters sit close together in any text, so they say nothing
-    skip = _WHITESPACE[arr] | (arr >= 0x80)
-    digits = (arr >= 0x30) & (arr <= 0x39)
-    if (~(skip | digits)).mean() > 0.3:
-        skip = skip | digits
-    a = arr.astype(np.int16) + 255  # _NEAR's index for a difference
-    worst = 0.0
-    for lag in (1, 2, 3):
-        both = ~(skip[lag:] | skip[:-lag])
-        counted = int(np.count_nonzero(both))
-        if counted:
-            near = _NEAR[a[lag:] - arr[:-lag]]
-            worst = max(worst, float(np.count_nonzero(near & both)) / counted)
-    return worst
-
-
-def repeated_units(arr: np.ndarray) -> float:
-    """The largest share, over unit lengths 2-4, of positions that repeat the unit before them
-    (whitespace aside): a flat area of RGB or RGBA pixels is one colour's bytes over and over,
-    while writing in any script rarely repeats even one character twice in a row."""
-    n = arr.size
-    ink = ~_WHITESPACE[arr]
-    worst = 0.0
-    for p in (2, 3, 4):
-        if n < 3 * p:
-            break
-        eq = arr[p:] == arr[:-p]  # (n - p,) byte i equals byte i + p
-        m = eq.size - p + 1
-        unit = eq[:m] & ink[:m]
-        for k in range(1, p):
-            unit &= eq[k:k + m]
-        worst = max(worst, float(np.count_nonzero(unit)) / m)
-    return worst
-
-
 _IS_LETTER = np.zeros(256, dtype=bool)
 _IS_LETTER[0x30:0x3A] = _IS_LETTER[0x41:0x5B] = _IS_LETTER[0x61:0x7B] = True
 _FIELD = 21  # bits per count in _PACKED: runs up to 2 MiB are counted in one pass
@@ -228,7 +186,11 @@ def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[t
     owner = np.repeat(np.arange(len(long)), n)
     fill = np.bincount(owner[ink] * 256 + cat[ink], minlength=len(long) * 256).reshape(len(long), 256).max(axis=1)
     units = [_sums(unit, at, n - 2 * p + 1) for p, unit in _repeated_units(cat, ink)]
-    # text_smoothness: pairs of letters and punctuation, digits too where they are few
+    # smoothness: how much a run moves like a signal, the largest share over lags 1-3 of byte
+    # pairs that differ by 1 or 2. Text in any script stays under 0.2 at every lag; printable
+    # pixels (lag 3 for RGB) and audio go well over. Only pairs of letters and punctuation
+    # count: the bytes of multi-byte characters, and digits where there are many (a number),
+    # sit close together in any text
     keep = ~(ws | (cat >= 0x80))
     plain = keep & ~((cat >= 0x30) & (cat <= 0x39))
     few_digits = _sums(plain, at)
@@ -267,7 +229,8 @@ def _sums(flags: np.ndarray, at: np.ndarray, length: np.ndarray | None = None) -
 
 def _repeated_units(cat: np.ndarray, ink: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """For units of 2-4 bytes: (p, flags) where a byte that is not whitespace starts a unit
-    the p bytes after it repeat; repeated_units over runs laid end to end."""
+    the p bytes after it repeat, over runs laid end to end. A flat area of RGB(A) pixels is one
+    colour's bytes over and over; writing in any script rarely repeats even one character."""
     out = []
     for p in (2, 3, 4):
         eq = cat[p:] == cat[:-p]  # byte i equals byte i + p
