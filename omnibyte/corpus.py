@@ -393,12 +393,19 @@ SOURCES = ("fortunes", "bible-kjv", "python-docs", "dictionaries", "shapes", "ta
            "speech", "moving-shapes", "mixed")
 
 
+# share of caption-then-one-thing documents written without their caption: without bare ones the
+# model never sees a sound or a video start right after DOC_START, and an unconditional sample
+# (DOC_START, then the tag) is a context it has never met
+BARE_SHARE = 0.3
+
+
 def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_share: float = 1.0,
-                 sources: set[str] | None = None) -> dict:
+                 sources: set[str] | None = None, bare_share: float = BARE_SHARE) -> dict:
     """Write the corpus (see the module docstring); returns the manifest.
 
     `scale` multiplies the procedural and image counts, `text_share` keeps that share of text
-    documents and `sources` picks sources by name (all three for small test corpora).
+    documents, `sources` picks sources by name (all three for small test corpora) and
+    `bare_share` is the share of captioned documents whose caption is dropped.
     """
     out_dir = Path(out_dir)
     (out_dir / "val").mkdir(parents=True, exist_ok=True)
@@ -406,9 +413,13 @@ def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_sh
     splits: dict[str, list[np.ndarray]] = {"train": [], "val": []}
     stats: Counter = Counter()
     captions = []
+    bare_rng = np.random.default_rng(seed + 2)  # its own stream: the other choices stay as they were
     for doc in all_documents(seed, scale, sources):
         if doc.parts[0][0] is Modality.TEXT and len(doc.parts) == 1 and rng.random() >= text_share:
             continue
+        if doc.caption is not None and bare_rng.random() < bare_share:
+            doc = Document(doc.source, doc.item, doc.parts[1:], doc.asks)
+            stats[f"bare/{doc.source}/documents"] += 1
         split = "val" if doc.held_out else "train"
         tokens = np.asarray(document_tokens(doc.parts, end=True), dtype=np.uint16)
         splits[split].append(tokens)
@@ -432,7 +443,8 @@ def build_corpus(out_dir: str | Path, seed: int = 0, scale: float = 1.0, text_sh
     with (out_dir / "val" / "captions.jsonl").open("w") as f:
         for row in captions:
             f.write(json.dumps(row) + "\n")
-    manifest = {"seed": seed, "scale": scale, "text_share": text_share, "val_share": f"1/{VAL_SHARE}",
+    manifest = {"seed": seed, "scale": scale, "text_share": text_share, "bare_share": bare_share,
+                "val_share": f"1/{VAL_SHARE}",
                 "sources": sorted(sources) if sources else list(SOURCES),
                 "counts": dict(sorted(stats.items()))}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

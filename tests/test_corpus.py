@@ -35,6 +35,15 @@ def test_the_same_seed_builds_the_same_corpus(corpus, tmp_path):
     assert (tmp_path / "train.tokens").read_bytes() == (out / "train.tokens").read_bytes()
 
 
+def test_every_modality_also_starts_right_after_doc_start(corpus):
+    # unconditional samples begin DOC_START, tag: the corpus must hold that context for each
+    tokens = np.asarray(load_tokens(corpus[0] / "train.tokens"))
+    after_start = set(tokens[1:][tokens[:-1] == ControlToken.DOC_START].tolist())
+    for tag in (ControlToken.IMAGE, ControlToken.AUDIO, ControlToken.VIDEO):
+        assert int(tag) in after_start
+    assert corpus[1]["counts"]["bare/tones/documents"] > 0
+
+
 def test_held_out_items_are_written_as_native_files_with_their_captions(corpus):
     out, _ = corpus
     rows = [json.loads(line) for line in (out / "val" / "captions.jsonl").read_text().splitlines()]
