@@ -1,8 +1,10 @@
 """Decoding speed of the demo preset: bytes per second of generation on this machine.
 
 Compares, in one run and on the same weights shape:
-  - OmniByte with its KV cache, one stream (eager PyTorch);
-  - the same with torch.compile applied from outside (`--compile`);
+  - OmniByte with its KV cache, one stream, as `generate` runs it on a CPU: the NumPy decode
+    step (omnibyte/numpy_decode.py) after a PyTorch prefill;
+  - the same with every step in eager PyTorch;
+  - the PyTorch path with torch.compile applied from outside (`--compile`; slower here);
   - OmniByte without a cache (every step re-runs the whole prefix), the naive baseline;
   - several samples decoded as one batch (aggregate bytes/s);
   - Hugging Face transformers' LlamaForCausalLM of the same shape generating with its cache,
@@ -32,11 +34,11 @@ from omnibyte.vocab import document_tokens  # noqa: E402
 PROMPT = document_tokens([(None, b"The quick brown fox jumps over the lazy dog. " * 2)])
 
 
-def omnibyte_rate(model, new_bytes: int, samples: int = 1) -> float:
+def omnibyte_rate(model, new_bytes: int, samples: int = 1, numpy_step: bool = True) -> float:
     params = SamplingParams(max_new_bytes=new_bytes, seed=0, stop_at_doc_end=False, num_samples=samples,
                             chunk_size=64)
     started = time.perf_counter()
-    results = generate(model, PROMPT, params)
+    results = generate(model, PROMPT, params, numpy_step=numpy_step)
     return sum(len(r.data) for r in results) / (time.perf_counter() - started)
 
 
@@ -82,7 +84,7 @@ def main() -> None:
     parser.add_argument("--uncached-bytes", type=int, default=200)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3, help="best of N for each measurement")
-    parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also time torch.compile (minutes to compile)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -98,15 +100,16 @@ def main() -> None:
         "parameters": model.num_parameters(),
         "bytes": args.bytes,
         "cached": best(lambda: omnibyte_rate(model, args.bytes)),
+        "cached_torch_steps": best(lambda: omnibyte_rate(model, args.bytes, numpy_step=False)),
         "uncached": uncached_rate(model, args.uncached_bytes),
         f"batch_{args.batch}_aggregate": best(lambda: omnibyte_rate(model, args.bytes, args.batch)),
     }
-    if not args.skip_compile:
+    if args.compile:
         compiled = torch.compile(model, dynamic=True)
         started = time.perf_counter()
         omnibyte_rate(compiled, 64)
         results["compile_seconds"] = time.perf_counter() - started
-        results["compiled"] = best(lambda: omnibyte_rate(compiled, args.bytes))
+        results["compiled"] = best(lambda: omnibyte_rate(compiled, args.bytes, numpy_step=False))
         results[f"compiled_batch_{args.batch}_aggregate"] = best(lambda: omnibyte_rate(compiled, args.bytes, args.batch))
     results["transformers_llama"] = transformers_rate(config, args.bytes)
 
