@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--samples", type=_positive_int, default=32, help="unconditional samples per modality")
     ev.add_argument("--max-files", type=_positive_int, default=100, help="held-out files per modality to score")
     ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--top-p", type=_float, default=None, help="nucleus-truncate the samples (default: pure sampling)")
+    ev.add_argument("--skip-compression", action="store_true", help="only the samples, not the bits-per-byte table")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
 
     tr = commands.add_parser("train", help="train a model on a corpus (resumes from --out if it holds a run)")
@@ -393,7 +395,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not (args.corpus / "val").is_dir():
         raise OmniByteError(f"{args.corpus} has no held-out split (val/): build one with `corpus`")
     model = _load(args)
-    report = evaluate(model, args.corpus, samples=args.samples, max_files=args.max_files, seed=args.seed)
+    if args.top_p is not None and not 0 < args.top_p <= 1:
+        raise OmniByteError(f"--top-p must be in (0, 1], got {args.top_p:g}")
+    report = evaluate(model, args.corpus, samples=args.samples, max_files=args.max_files, seed=args.seed,
+                      top_p=args.top_p, compression=not args.skip_compression)
     print(format_report(report))
     if args.json:
         save_report(report, args.json)

@@ -129,16 +129,17 @@ def y4m_is_valid(data: bytes) -> bool:
 
 
 def _samples(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
-             batch: int = 16, temperature: float = 1.0) -> list[tuple[bytes, str | None]]:
+             batch: int = 16, top_p: float | None = None) -> list[tuple[bytes, str | None]]:
     out = []
     for first in range(0, count, batch):
         n = min(batch, count - first)
-        params = SamplingParams(max_new_bytes=max_bytes, seed=seed + first, num_samples=n, temperature=temperature)
+        params = SamplingParams(max_new_bytes=max_bytes, seed=seed + first, num_samples=n, top_p=top_p)
         out += [(r.data, r.stop_reason) for r in generate(model, prompt, params)]
     return out
 
 
-def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0) -> dict[str, dict]:
+def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0,
+                    top_p: float | None = None) -> dict[str, dict]:
     checks = {
         Modality.IMAGE: lambda d, r: bmp_is_valid(d),
         Modality.AUDIO: lambda d, r: wav_is_valid(d),
@@ -147,7 +148,8 @@ def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0) -> dic
     }
     result = {}
     for modality, check in checks.items():
-        samples = _samples(model, document_tokens([(modality, b"")]), count, SAMPLE_BYTES[modality], seed)
+        samples = _samples(model, document_tokens([(modality, b"")]), count, SAMPLE_BYTES[modality], seed,
+                           top_p=top_p)
         valid = sum(bool(check(data, reason)) for data, reason in samples)
         result[modality.value] = {"samples": len(samples), "valid": valid, "share": valid / len(samples)}
     return result
@@ -171,7 +173,8 @@ def dominant_hz(samples_uint8: np.ndarray) -> float:
     return float(np.fft.rfftfreq(len(wave), 1 / SAMPLE_RATE)[spectrum.argmax()])
 
 
-def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0) -> dict[str, Any]:
+def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
+                   top_p: float | None = None) -> dict[str, Any]:
     """Images asked for each colour, tones asked for a few pitches: how often they comply."""
     names = list(COLOURS)
     hits, rows = 0, []
@@ -180,7 +183,7 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0) ->
         caption = f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} circle on " \
                   f"{'an' if background[0] in 'aeiou' else 'a'} {background} background"
         prompt = document_tokens([(Modality.TEXT, caption.encode()), (Modality.IMAGE, b"")])
-        for data, _ in _samples(model, prompt, per_caption, BMP_BYTES, seed + index):
+        for data, _ in _samples(model, prompt, per_caption, BMP_BYTES, seed + index, top_p=top_p):
             # at least 5% of the picture in the asked colour: a shape of radius 7 covers 15%
             share = nearest_colour_share(decode_image(data).pixels, colour)
             hits += share >= 0.05
@@ -188,7 +191,7 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0) ->
     tone_hits, tone_rows = 0, []
     for index, hz in enumerate((262, 440, 660, 880)):
         prompt = document_tokens([(Modality.TEXT, f"a {hz} Hz sine tone".encode()), (Modality.AUDIO, b"")])
-        for data, _ in _samples(model, prompt, per_caption, WAV_BYTES, seed + 100 + index):
+        for data, _ in _samples(model, prompt, per_caption, WAV_BYTES, seed + 100 + index, top_p=top_p):
             found = dominant_hz(decode_audio(data).samples)
             tone_hits += abs(found - hz) <= 0.05 * hz
             tone_rows.append({"hz": hz, "found_hz": round(found, 1)})
@@ -198,33 +201,40 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0) ->
 
 
 def evaluate(model: BytePredictor, corpus_dir: str | Path, samples: int = 32, max_files: int | None = 100,
-             seed: int = 0) -> dict[str, Any]:
+             seed: int = 0, top_p: float | None = None, compression: bool = True) -> dict[str, Any]:
+    """The whole report. Samples are drawn at temperature 1, nucleus-truncated when `top_p` is set."""
     started = time.perf_counter()
     report = {
-        "compression": compression_table(model, Path(corpus_dir) / "val", max_files),
-        "validity": sample_validity(model, samples, seed),
-        "captions": caption_checks(model, max(1, samples // 8), seed),
+        "compression": compression_table(model, Path(corpus_dir) / "val", max_files) if compression else {},
+        "top_p": top_p,
+        "validity": sample_validity(model, samples, seed, top_p),
+        "captions": caption_checks(model, max(1, samples // 8), seed, top_p),
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
 
 
 def format_report(report: dict[str, Any]) -> str:
-    lines = ["| modality | files | model | gzip -9 | xz -9 | PNG | FLAC | best classical |",
-             "|---|---|---|---|---|---|---|---|"]
-    for modality, row in report["compression"].items():
-        cell = lambda key: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
-        lines.append(f"| {modality} | {row['files']} | {cell('model')} | {cell('gzip -9')} | {cell('xz -9')} | "
-                     f"{cell('png')} | {cell('flac')} | {row['best_classical']} |")
-    lines += ["", "| unconditional samples | valid |", "|---|---|"]
+    sections = []
+    if report["compression"]:
+        table = ["| modality | files | model | gzip -9 | xz -9 | PNG | FLAC | best classical |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for modality, row in report["compression"].items():
+            cell = lambda key: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
+            table.append(f"| {modality} | {row['files']} | {cell('model')} | {cell('gzip -9')} | {cell('xz -9')} | "
+                         f"{cell('png')} | {cell('flac')} | {row['best_classical']} |")
+        sections.append(table)
+    sampling = f"temperature 1, top-p {report['top_p']}" if report.get("top_p") else "temperature 1"
+    validity = [f"| unconditional samples ({sampling}) | valid |", "|---|---|"]
     for modality, row in report["validity"].items():
-        lines.append(f"| {modality} | {row['valid']}/{row['samples']} ({row['share']:.0%}) |")
+        validity.append(f"| {modality} | {row['valid']}/{row['samples']} ({row['share']:.0%}) |")
+    sections.append(validity)
     captions = report["captions"]
-    lines += ["", f"caption-conditioned images with the asked colour: {captions['image_colour']['hits']}/"
-                  f"{captions['image_colour']['samples']} ({captions['image_colour']['share']:.0%})",
-              f"caption-conditioned tones at the asked pitch (±5%): {captions['tone_pitch']['hits']}/"
-              f"{captions['tone_pitch']['samples']} ({captions['tone_pitch']['share']:.0%})"]
-    return "\n".join(lines)
+    sections.append([f"caption-conditioned images with the asked colour: {captions['image_colour']['hits']}/"
+                     f"{captions['image_colour']['samples']} ({captions['image_colour']['share']:.0%})",
+                     f"caption-conditioned tones at the asked pitch (±5%): {captions['tone_pitch']['hits']}/"
+                     f"{captions['tone_pitch']['samples']} ({captions['tone_pitch']['share']:.0%})"])
+    return "\n\n".join("\n".join(section) for section in sections)
 
 
 def save_report(report: dict[str, Any], path: str | Path) -> None:

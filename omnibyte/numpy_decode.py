@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 import torch
+from scipy.special import expit
 import torch.nn as nn
 from threadpoolctl import ThreadpoolController
 
@@ -118,7 +119,7 @@ class NumpyDecodeStep:
             qk = qkv[:(H + K) * hd].reshape(H + K, hd)
             v = qkv[(H + K) * hd:].reshape(K, hd)
             # QK-norm, then RoPE: normed * gain * cos + rotate_half(normed * gain) * sin
-            normed = qk / np.sqrt(np.einsum("hd,hd->h", qk, qk)[:, None] * (1 / hd) + self.eps)
+            normed = qk / np.sqrt(np.einsum("hd,hd->h", qk, qk)[:, None] * (1 / hd) + self.eps)  # (H + K, hd)
             qk = normed * (layer["qk_gain"] * cos) + normed[:, self.rotated] * (layer["qk_gain_rotated"] * sin)
             k_cache, v_cache = layer["k_cache"], layer["v_cache"]
             k_cache[:, pos] = qk[H:]
@@ -133,6 +134,5 @@ class NumpyDecodeStep:
             x += y.reshape(-1) @ layer["out"]
             gate_up = (x * self._inv_rms(x)) @ layer["gate_up"]
             gate, up = gate_up[:self.hidden], gate_up[self.hidden:]
-            # SwiGLU; sigmoid written with tanh, which cannot overflow as exp(-gate) can
-            x += (gate * (0.5 + 0.5 * np.tanh(0.5 * gate)) * up) @ layer["down"]
+            x += (gate * expit(gate) * up) @ layer["down"]  # SwiGLU: silu(gate) * up
         return (x * self._inv_rms(x)) @ self.lm_head
