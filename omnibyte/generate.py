@@ -147,7 +147,7 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     while the caller iterates: closing the generator (or dropping it) stops it at once. When
     the context fills, the window slides: the cache is rebuilt from the most recent half of
     the context and generation goes on. One stream on a CPU decodes with the NumPy step
-    (numpy_decode.py, about 4x faster there) unless `numpy_step` is False.
+    (numpy_decode.py, about twice as fast there) unless `numpy_step` is False.
     """
     context = model.config.max_seq_len
     keep = max(1, context // 2)  # how much of the past survives a slide
