@@ -391,12 +391,12 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_report, save_report
+    from .generate import SamplingParams
 
     if not (args.corpus / "val").is_dir():
         raise OmniByteError(f"{args.corpus} has no held-out split (val/): build one with `corpus`")
     model = _load(args)
-    if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise OmniByteError(f"--top-p must be in (0, 1], got {args.top_p:g}")
+    SamplingParams(top_p=args.top_p)  # its own check, before the long compression table rather than after
     report = evaluate(model, args.corpus, samples=args.samples, max_files=args.max_files, seed=args.seed,
                       top_p=args.top_p, compression=not args.skip_compression)
     print(format_report(report))

@@ -24,7 +24,7 @@ from PIL import Image
 
 from .codecs import (BMP_BYTES, FRAME_COUNT, FRAME_SIZE, SAMPLE_RATE, WAV_BYTES, Y4M_BYTES, decode_audio,
                      decode_image)
-from .corpus import COLOURS
+from .corpus import COLOURS, shape_caption
 from .generate import SamplingParams, generate
 from .model import BytePredictor
 from .modality import Modality
@@ -180,8 +180,7 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
     hits, rows = 0, []
     for index, colour in enumerate(names):
         background = names[(index + 3) % len(names)]
-        caption = f"{'an' if colour[0] in 'aeiou' else 'a'} {colour} circle on " \
-                  f"{'an' if background[0] in 'aeiou' else 'a'} {background} background"
+        caption = shape_caption("circle", colour, background)
         prompt = document_tokens([(Modality.TEXT, caption.encode()), (Modality.IMAGE, b"")])
         for data, _ in _samples(model, prompt, per_caption, BMP_BYTES, seed + index, top_p=top_p):
             # at least 5% of the picture in the asked colour: a shape of radius 7 covers 15%

@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 import torch
-from scipy.special import expit
 import torch.nn as nn
+from scipy.special import expit
 from threadpoolctl import ThreadpoolController
 
 from .errors import OmniByteError
@@ -71,7 +71,7 @@ class NumpyDecodeStep:
             raise OmniByteError("the NumPy decode step runs one float32 stream on a CPU, of a plain BytePredictor")
         self.n_heads, self.n_kv_heads, self.head_dim = config.n_heads, config.n_kv_heads, config.head_dim
         self.group = self.n_heads // self.n_kv_heads
-        self.d_model, self.eps, self.hidden = config.d_model, config.norm_eps, config.mlp_hidden
+        self.eps, self.hidden = config.norm_eps, config.mlp_hidden
         hd, half = self.head_dim, self.head_dim // 2
         self.embedding = _array(model.tok_embeddings.weight)  # (vocab, d_model)
         # rotate_half(x) = concat(-x2, x1) = x[rotated] * sign

@@ -24,17 +24,13 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from omnibyte.checkpoints import load_model  # noqa: E402
 from omnibyte.codecs import BMP_BYTES, WAV_BYTES, decode_image  # noqa: E402
-from omnibyte.corpus import COLOURS  # noqa: E402
+from omnibyte.corpus import COLOURS, shape_caption  # noqa: E402
 from omnibyte.generate import SamplingParams, generate  # noqa: E402
 from omnibyte.modality import Modality  # noqa: E402
 from omnibyte.vocab import document_tokens  # noqa: E402
 
 SCALE = 4  # 32x32 pictures drawn 128x128, pixels crisp
 GAP = 4  # pixels between pictures in a grid
-
-
-def article(word: str) -> str:
-    return "an" if word[0] in "aeiou" else "a"
 
 
 def samples(model, parts: list[tuple[Modality, bytes]], count: int, max_bytes: int, seed: int) -> list[bytes]:
@@ -60,7 +56,7 @@ def main() -> None:
     rows = []
     for index, colour in enumerate(names):
         background = names[(index + 3) % len(names)]
-        caption = f"{article(colour)} {colour} circle on {article(background)} {background} background"
+        caption = shape_caption("circle", colour, background)
         images = samples(model, [(Modality.TEXT, caption.encode()), (Modality.IMAGE, b"")], 4, BMP_BYTES, index)
         rows.append([decode_image(d).pixels for d in images])
         print(caption, file=sys.stderr)
