@@ -1,12 +1,12 @@
 """Decoding speed of the demo preset: bytes per second of generation on this machine.
 
 Compares, in one run and on the same weights shape:
-  - OmniByte with its KV cache, one stream, as `generate` runs it on a CPU: the NumPy decode
-    step (omnibyte/numpy_decode.py) after a PyTorch prefill;
+  - OmniByte with its KV cache, one stream, as `generate` runs it on a CPU: the compiled decode
+    step (omnibyte/compiled_decode.py, Numba) after a PyTorch prefill;
   - the same with every step in eager PyTorch;
   - the PyTorch path with torch.compile applied from outside (`--compile`; slower here);
   - OmniByte without a cache (every step re-runs the whole prefix), the naive baseline;
-  - several samples decoded as one batch (aggregate bytes/s);
+  - several samples decoded as one batch (aggregate bytes/s), compiled and in eager PyTorch;
   - Hugging Face transformers' LlamaForCausalLM of the same shape generating with its cache,
     what a user would otherwise pick (`pip install -r benchmarks/requirements.txt`).
 Speed does not depend on the weights' values, so untrained weights are used unless --model.
@@ -34,11 +34,11 @@ from omnibyte.vocab import document_tokens  # noqa: E402
 PROMPT = document_tokens([(None, b"The quick brown fox jumps over the lazy dog. " * 2)])
 
 
-def omnibyte_rate(model, new_bytes: int, samples: int = 1, numpy_step: bool = True) -> float:
+def omnibyte_rate(model, new_bytes: int, samples: int = 1, compiled_step: bool = True) -> float:
     params = SamplingParams(max_new_bytes=new_bytes, seed=0, stop_at_doc_end=False, num_samples=samples,
                             chunk_size=64)
     started = time.perf_counter()
-    results = generate(model, PROMPT, params, numpy_step=numpy_step)
+    results = generate(model, PROMPT, params, compiled_step=compiled_step)
     return sum(len(r.data) for r in results) / (time.perf_counter() - started)
 
 
@@ -100,17 +100,20 @@ def main() -> None:
         "parameters": model.num_parameters(),
         "bytes": args.bytes,
         "cached": best(lambda: omnibyte_rate(model, args.bytes)),
-        "cached_torch_steps": best(lambda: omnibyte_rate(model, args.bytes, numpy_step=False)),
+        "cached_torch_steps": best(lambda: omnibyte_rate(model, args.bytes, compiled_step=False)),
         "uncached": uncached_rate(model, args.uncached_bytes),
         f"batch_{args.batch}_aggregate": best(lambda: omnibyte_rate(model, args.bytes, args.batch)),
+        f"batch_{args.batch}_aggregate_torch_steps": best(
+            lambda: omnibyte_rate(model, args.bytes, args.batch, compiled_step=False)),
     }
     if args.compile:
         compiled = torch.compile(model, dynamic=True)
         started = time.perf_counter()
         omnibyte_rate(compiled, 64)
-        results["compile_seconds"] = time.perf_counter() - started
-        results["compiled"] = best(lambda: omnibyte_rate(compiled, args.bytes, numpy_step=False))
-        results[f"compiled_batch_{args.batch}_aggregate"] = best(lambda: omnibyte_rate(compiled, args.bytes, args.batch))
+        results["torch_compile_seconds"] = time.perf_counter() - started
+        results["torch_compile"] = best(lambda: omnibyte_rate(compiled, args.bytes, compiled_step=False))
+        results[f"torch_compile_batch_{args.batch}_aggregate"] = best(
+            lambda: omnibyte_rate(compiled, args.bytes, args.batch, compiled_step=False))
     results["transformers_llama"] = transformers_rate(config, args.bytes)
 
     base = results["transformers_llama"]
@@ -118,7 +121,7 @@ def main() -> None:
           f"{args.bytes} bytes per run")
     print(f"{'decoder':<34} {'bytes/s':>9} {'vs transformers':>16}")
     for key, value in results.items():
-        if key.startswith(("cached", "uncached", "batch", "compiled", "transformers")) and value:
+        if key.startswith(("cached", "uncached", "batch", "torch_compile", "transformers")) and "seconds" not in key and value:
             ratio = f"{value / base:.2f}x" if base else "-"
             print(f"{key:<34} {value:>9,.0f} {ratio:>16}")
     if args.json:

@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .errors import OmniByteError
 from .model import BytePredictor
-from .numpy_decode import NumpyDecodeStep, numpy_decode_supported
+from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .vocab import BYTE_VALUES, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
 
 __all__ = [
@@ -102,30 +103,43 @@ class GenerationResult:
         return len(self.data) / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
-def logits_to_probs(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
-                    top_p: float | None = None) -> torch.Tensor:
-    """Next-token probabilities (..., vocab) after temperature, top-k and nucleus (top-p) filtering."""
-    logits = logits / max(temperature, 1e-5)
-    if top_k is not None and top_k < logits.size(-1):
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, -float("inf"))
-    probs = torch.softmax(logits, dim=-1)
+def logits_to_probs(logits: np.ndarray, temperature: float = 1.0, top_k: int | None = None,
+                    top_p: float | None = None) -> np.ndarray:
+    """Next-token probabilities (..., vocab), float64, after temperature, top-k and nucleus
+    (top-p) filtering."""
+    logits = np.asarray(logits, dtype=np.float64) / max(temperature, 1e-5)
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = np.partition(logits, -top_k, axis=-1)[..., -top_k:].min(axis=-1, keepdims=True)
+        logits = np.where(logits < kth, -np.inf, logits)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+        order = np.argsort(-probs, axis=-1, kind="stable")
+        sorted_probs = np.take_along_axis(probs, order, axis=-1)
         # drop a token when the tokens more likely than it already reach top_p
-        drop_sorted = (sorted_probs.cumsum(dim=-1) - sorted_probs) >= top_p
-        drop = drop_sorted.scatter(-1, order, drop_sorted)
-        probs = probs.masked_fill(drop, 0.0)
-        probs = probs / probs.sum(dim=-1, keepdim=True)
+        drop_sorted = (np.cumsum(sorted_probs, axis=-1) - sorted_probs) >= top_p
+        drop = np.empty_like(drop_sorted)
+        np.put_along_axis(drop, order, drop_sorted, axis=-1)
+        probs = np.where(drop, 0.0, probs)
+        probs /= probs.sum(axis=-1, keepdims=True)
     return probs
 
 
-def sample_next(logits: torch.Tensor, params: SamplingParams, generator: torch.Generator | None) -> torch.Tensor:
-    """One token id per row of logits (B, vocab) -> (B, 1)."""
+def sample_next(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> np.ndarray:
+    """One token id per row of logits (B, vocab) -> (B,) int64.
+
+    Sampling is NumPy on the host whatever device the model runs on: a few microseconds for 262
+    values where torch.multinomial took ~70, and one seed gives one output on every device path."""
+    logits = np.asarray(logits)
     if params.temperature == 0:
-        return logits.argmax(dim=-1, keepdim=True)
+        return logits.argmax(axis=-1).astype(np.int64)
     probs = logits_to_probs(logits, params.temperature, params.top_k, params.top_p)
-    return torch.multinomial(probs, 1, generator=generator)
+    cumulative = np.cumsum(probs, axis=-1)
+    # inverse CDF: the first token whose cumulative probability exceeds u; a filtered-out token
+    # adds nothing to the sum, so it can never be the first to exceed it
+    drawn = rng.random(len(cumulative)) * cumulative[:, -1]
+    tokens = [np.searchsorted(row, u, side="right") for row, u in zip(cumulative, drawn)]
+    return np.minimum(np.array(tokens, dtype=np.int64), logits.shape[-1] - 1)
 
 
 def prefill(model: BytePredictor, tokens: torch.Tensor, start_pos: int = 0) -> torch.Tensor:
@@ -138,16 +152,21 @@ def decode_one(model: BytePredictor, token: torch.Tensor, pos: int) -> torch.Ten
     return model(token, start_pos=pos)[:, -1]
 
 
+def _to_host(logits: torch.Tensor) -> np.ndarray:
+    return logits.float().cpu().numpy()
+
+
 def stream_generate(model: BytePredictor, prompt: Sequence[int], params: SamplingParams,
-                    numpy_step: bool = True) -> Iterator[GeneratedChunk]:
+                    compiled_step: bool = True) -> Iterator[GeneratedChunk]:
     """Continue `prompt` (token ids), yielding each sample's new bytes every `chunk_size` tokens.
 
     `params.num_samples` continuations run as one batch: on a CPU a decoding step is bound by
     reading the weights, so several samples cost little more than one. The work happens only
     while the caller iterates: closing the generator (or dropping it) stops it at once. When
     the context fills, the window slides: the cache is rebuilt from the most recent half of
-    the context and generation goes on. One stream on a CPU decodes with the NumPy step
-    (numpy_decode.py, about twice as fast there) unless `numpy_step` is False.
+    the context and generation goes on. On a CPU each step after the prefill runs compiled
+    (compiled_decode.py, several times faster there than eager PyTorch) unless `compiled_step`
+    is False.
     """
     context = model.config.max_seq_len
     keep = max(1, context // 2)  # how much of the past survives a slide
@@ -159,9 +178,7 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     if any(not 0 <= t < VOCAB_SIZE for t in tokens):
         raise OmniByteError(f"prompt token ids must be in 0-{VOCAB_SIZE - 1}")
     device = model.tok_embeddings.weight.device
-    generator = None
-    if params.seed is not None:
-        generator = torch.Generator(device=device).manual_seed(params.seed)
+    rng = np.random.default_rng(params.seed)  # seed None: fresh randomness
     n = params.num_samples
     # a model that emits only control tokens must still stop
     max_tokens = 2 * params.max_new_bytes + 64
@@ -176,14 +193,13 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     # the thread, and a server may resume this generator from another thread each time
     try:
         with torch.inference_mode():
-            logits = prefill(model, torch.tensor([tokens] * n, dtype=torch.long, device=device))
+            logits = _to_host(prefill(model, torch.tensor([tokens] * n, dtype=torch.long, device=device)))
         # built after setup_kv_cache: the step works on the cache's own buffers
-        step_numpy = NumpyDecodeStep(model) if numpy_step and numpy_decode_supported(model, n) else None
+        step_compiled = CompiledDecodeStep(model) if compiled_step and compiled_decode_supported(model) else None
         pos = len(tokens)
         for step in range(1, max_tokens + 1):
-            with torch.inference_mode():
-                token = sample_next(logits, params, generator)  # (n, 1)
-            for i, token_id in enumerate(token[:, 0].tolist()):
+            token = sample_next(logits, params, rng)  # (n,)
+            for i, token_id in enumerate(token.tolist()):
                 history[i].append(token_id)
                 if finished[i]:
                     continue
@@ -201,27 +217,28 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
                     finished[i] = reason is not None
             if all(finished):
                 return
-            with torch.inference_mode():
-                if pos >= context:  # slide: rebuild the cache from the recent past
-                    recent = torch.tensor([h[-keep:] for h in history], dtype=torch.long, device=device)
-                    logits = prefill(model, recent)
-                    pos = keep
-                elif step_numpy is not None:
-                    logits = torch.from_numpy(step_numpy(history[0][-1], pos))[None]
-                    pos += 1
-                else:
-                    logits = decode_one(model, token, pos)
-                    pos += 1
+            if pos >= context:  # slide: rebuild the cache from the recent past
+                recent = torch.tensor([h[-keep:] for h in history], dtype=torch.long, device=device)
+                with torch.inference_mode():
+                    logits = _to_host(prefill(model, recent))
+                pos = keep
+            elif step_compiled is not None:
+                logits = step_compiled(token, pos)
+                pos += 1
+            else:
+                with torch.inference_mode():
+                    logits = _to_host(decode_one(model, torch.from_numpy(token)[:, None].to(device), pos))
+                pos += 1
     finally:
         model.clear_kv_cache()
 
 
 def generate(model: BytePredictor, prompt: Sequence[int], params: SamplingParams,
-             numpy_step: bool = True) -> list[GenerationResult]:
+             compiled_step: bool = True) -> list[GenerationResult]:
     """Run `stream_generate` to the end; one result per sample."""
     results = [GenerationResult() for _ in range(params.num_samples)]
     buffers = [bytearray() for _ in range(params.num_samples)]
-    for chunk in stream_generate(model, prompt, params, numpy_step):
+    for chunk in stream_generate(model, prompt, params, compiled_step):
         result = results[chunk.sample]
         buffers[chunk.sample] += chunk.data
         result.boundaries.extend(chunk.boundaries)

@@ -13,3 +13,14 @@ def tiny_model(seed: int = 0, **overrides) -> BytePredictor:
 @pytest.fixture
 def model() -> BytePredictor:
     return tiny_model()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_decoding_ready():
+    """Compile the decoding step for the tiny and demo shapes once, before any test: on a fresh
+    clone Numba's disk cache is empty, and a test with a time limit should not pay for it."""
+    from omnibyte.compiled_decode import warm_up
+
+    warm_up(tiny_model())
+    torch.manual_seed(0)
+    warm_up(BytePredictor(ModelConfig.from_name("demo", max_seq_len=64)))

@@ -1,9 +1,10 @@
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
 from omnibyte.errors import OmniByteError
-from omnibyte.generate import SamplingParams, generate, logits_to_probs, stream_generate
+from omnibyte.generate import SamplingParams, generate, logits_to_probs, sample_next, stream_generate
 from omnibyte.vocab import VOCAB_SIZE, ControlToken
 
 from conftest import tiny_model
@@ -149,16 +150,27 @@ def test_empty_or_out_of_range_prompts_are_refused(model):
 
 
 def test_top_k_keeps_only_the_k_most_likely_tokens():
-    logits = torch.tensor([[1.0, 4.0, 3.0, 2.0]])
+    logits = np.array([[1.0, 4.0, 3.0, 2.0], [9.0, 1.0, 2.0, 3.0]])
     probs = logits_to_probs(logits, top_k=2)
-    assert (probs[0] > 0).tolist() == [False, True, True, False]
+    assert (probs > 0).tolist() == [[False, True, True, False], [True, False, False, True]]
+    np.testing.assert_allclose(probs.sum(axis=-1), 1.0)
 
 
 def test_top_p_keeps_the_smallest_set_reaching_p():
-    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
-    assert (logits_to_probs(logits, top_p=0.7)[0] > 0).tolist() == [True, True, False, False]
+    logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]]))
+    assert (logits_to_probs(logits, top_p=0.7) > 0).tolist() == [[True, True, False, False], [False, False, True, True]]
     assert (logits_to_probs(logits, top_p=0.5)[0] > 0).tolist() == [True, False, False, False]
-    torch.testing.assert_close(logits_to_probs(logits, top_p=0.7).sum(), torch.tensor(1.0))
+    np.testing.assert_allclose(logits_to_probs(logits, top_p=0.7).sum(axis=-1), 1.0)
+
+
+def test_sampling_follows_the_probabilities_and_never_draws_a_filtered_token():
+    logits = np.log(np.array([[0.6, 0.3, 0.1, 1e-9]] * 4000))
+    rng = np.random.default_rng(0)
+    drawn = sample_next(logits, SamplingParams(top_k=3), rng)
+    counts = np.bincount(drawn, minlength=4) / len(drawn)
+    assert counts[3] == 0
+    np.testing.assert_allclose(counts[:3], [0.6, 0.3, 0.1], atol=0.03)
+    assert (sample_next(logits[:2], SamplingParams(temperature=0), rng) == 0).all()
 
 
 def test_resuming_from_other_threads_works_and_leaks_no_inference_mode(model):
