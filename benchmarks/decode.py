@@ -28,7 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omnibyte.checkpoints import load_model  # noqa: E402
-from omnibyte.generate import SamplingParams, generate  # noqa: E402
+from omnibyte.compiled_decode import CompiledDecodeStep  # noqa: E402
+from omnibyte.generate import SamplingParams, generate, prefill  # noqa: E402
 from omnibyte.vocab import document_tokens  # noqa: E402
 
 PROMPT = document_tokens([(None, b"The quick brown fox jumps over the lazy dog. " * 2)])
@@ -40,6 +41,28 @@ def omnibyte_rate(model, new_bytes: int, samples: int = 1, compiled_step: bool =
     started = time.perf_counter()
     results = generate(model, PROMPT, params, compiled_step=compiled_step)
     return sum(len(r.data) for r in results) / (time.perf_counter() - started)
+
+
+def compiled_step_ms(model, positions=(100, 600, 1100), calls: int = 20, rounds: int = 50) -> dict[str, float]:
+    """Milliseconds per call of the compiled step alone (no sampling) at a few cache positions,
+    the fastest of `rounds` rounds: where a byte's time goes, with the VM's noise damped."""
+    model.setup_kv_cache(batch_size=1)
+    try:
+        with torch.inference_mode():
+            prefill(model, torch.randint(0, 256, (1, max(positions))))
+        step = CompiledDecodeStep(model)
+        times = {}
+        for pos in positions:
+            best = float("inf")
+            for _ in range(rounds):
+                started = time.perf_counter()
+                for _ in range(calls):
+                    step([65], pos)
+                best = min(best, (time.perf_counter() - started) / calls)
+            times[str(pos)] = best * 1e3
+        return times
+    finally:
+        model.clear_kv_cache()
 
 
 def uncached_rate(model, new_bytes: int) -> float:
@@ -115,6 +138,7 @@ def main() -> None:
         results[f"torch_compile_batch_{args.batch}_aggregate"] = best(
             lambda: omnibyte_rate(compiled, args.bytes, args.batch, compiled_step=False))
     results["transformers_llama"] = transformers_rate(config, args.bytes)
+    results["compiled_step_ms_at_position"] = compiled_step_ms(model)
 
     base = results["transformers_llama"]
     print(f"{results['machine']}; {results['model']}, {results['parameters']:,} parameters; "
@@ -124,6 +148,8 @@ def main() -> None:
         if key.startswith(("cached", "uncached", "batch", "torch_compile", "transformers")) and "seconds" not in key and value:
             ratio = f"{value / base:.2f}x" if base else "-"
             print(f"{key:<34} {value:>9,.0f} {ratio:>16}")
+    print("compiled step alone, ms at position:",
+          ", ".join(f"{pos}: {ms:.3f}" for pos, ms in results["compiled_step_ms_at_position"].items()))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
