@@ -16,19 +16,24 @@ garbage. The decoder cannot run one batched forward pass over the whole file (it
 have the file yet), and a batched pass and a step-by-step cached pass differ in the last
 bits of float32. So the encoder does not score the file in one pass either: encoder and
 decoder run the very same function (`_code_windows`), with the same batch composition, the
-same cache size, the same prefill and the same one-token steps; only the callback that turns
-frequencies into bytes differs. On one machine, with one PyTorch build and one thread count,
-that is the same sequence of floating-point operations, hence the same numbers.
+same cache size and the same one-token steps; only the callback that turns frequencies into
+bytes differs. Container version 2 (what a float32 model on a CPU writes) takes every step,
+the prefix's included, in the Numba-compiled decoding step (`compiled_decode.py`): one
+single-threaded loop nest whose rows never mix, so the thread count does not matter and it
+runs about 6x faster than PyTorch steps. Version 1 (any other model, and older files) takes
+every step in PyTorch. On one machine the chosen path is the same sequence of floating-point
+operations on both sides, hence the same numbers.
 
 What is guaranteed, and what is not:
-- Same machine, same PyTorch and constriction versions: decompression returns the original
-  byte for byte (tested on text, image, audio, video, random and empty files).
+- Same machine, same PyTorch, Numba and constriction versions: decompression returns the
+  original byte for byte (tested on text, image, audio, video, random and empty files, in
+  both versions).
 - Anywhere: decompression never returns a wrong file silently. The container carries a CRC-32
   of the original and a fingerprint of the model (config and weights); a different model, a
   damaged or truncated container, or a machine whose arithmetic differs (another CPU
-  instruction set, another PyTorch version, possibly another thread count) is an
-  `OmniByteError`, never wrong bytes.
-- Across machines, PyTorch versions or accelerators: not guaranteed. Kernels there may round
+  instruction set, which Numba compiles for, another PyTorch or Numba version, for version 1
+  possibly another thread count) is an `OmniByteError`, never wrong bytes.
+- Across machines, library versions or accelerators: not guaranteed. Kernels there may round
   differently; the checksum catches it. Decompress where you compressed to be sure.
 
 Container (all integers little-endian; uvarint = LEB128):
@@ -53,6 +58,7 @@ import constriction
 import numpy as np
 import torch
 
+from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .errors import OmniByteError
 from .modality import Modality
 from .model import BytePredictor
@@ -72,7 +78,10 @@ __all__ = [
 ]
 
 MAGIC = b"OMB"
-VERSION = 1
+# 1: every step in PyTorch; 2: every step in the compiled decoding step (compiled_decode.py),
+# several times faster on a CPU. Both are read; a model the compiled step cannot run writes 1.
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FINGERPRINT_BYTES = 4
 # Frequencies are quantised onto this many steps (constriction codes with 24-bit precision).
 # Each byte gets floor(p * FREQ_SCALE) + 1, so the floor of 1 costs at most 256 / 2**24 of the
@@ -160,14 +169,16 @@ def quantise(probs: np.ndarray) -> np.ndarray:
 
 
 def _code_windows(model: BytePredictor, prefix: Sequence[int], lengths: Sequence[int],
-                  symbols_for_step: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> None:
+                  symbols_for_step: Callable[[int, np.ndarray, np.ndarray], np.ndarray], compiled: bool) -> None:
     """Run a batch of windows one byte per step; the callback codes each step's bytes.
 
     `lengths` are the windows' sizes in bytes. At step t, `symbols_for_step(t, active, freqs)`
     gets the rows still inside their window and their frequencies (len(active), 256) and
     returns their bytes at t (the encoder's real bytes, or what the decoder just decoded);
     those are fed back for step t + 1. Finished rows are fed byte 0 so the batch keeps its
-    shape: what the other rows see never depends on them.
+    shape: what the other rows see never depends on them. `compiled` (container version 2)
+    runs every step, the prefix's included, in the compiled decoding step; otherwise (version 1)
+    PyTorch reads the prefix and takes every step.
     """
     rows, steps = len(lengths), max(lengths)
     device = model.tok_embeddings.weight.device
@@ -176,19 +187,36 @@ def _code_windows(model: BytePredictor, prefix: Sequence[int], lengths: Sequence
     model.setup_kv_cache(batch_size=rows, max_seq_len=len(prefix) + steps)
     try:
         with torch.inference_mode():
-            start = torch.tensor([list(prefix)] * rows, dtype=torch.long, device=device)
-            logits = model(start, start_pos=0, last_only=True)[:, -1]  # (rows, vocab)
+            if compiled:
+                step = CompiledDecodeStep(model)
+                for pos, token in enumerate(prefix):
+                    logits = step(np.full(rows, token, dtype=np.int64), pos)  # (rows, vocab)
+            else:
+                start = torch.tensor([list(prefix)] * rows, dtype=torch.long, device=device)
+                logits = model(start, start_pos=0, last_only=True)[:, -1]  # (rows, vocab)
             for t in range(steps):
                 # bytes only: control tokens never occur inside a file
-                probs = torch.softmax(logits[:, :BYTE_VALUES], dim=-1).cpu().numpy()  # (rows, 256)
+                probs = _byte_probs(logits)  # (rows, 256)
                 active = np.flatnonzero(lengths_arr > t)
                 step_bytes = np.zeros(rows, dtype=np.int64)
                 step_bytes[active] = symbols_for_step(t, active, quantise(probs[active]))
                 if t + 1 < steps:
-                    token = torch.from_numpy(step_bytes).to(device)[:, None]  # (rows, 1)
-                    logits = model(token, start_pos=len(prefix) + t)[:, -1]
+                    if compiled:
+                        logits = step(step_bytes, len(prefix) + t)
+                    else:
+                        token = torch.from_numpy(step_bytes).to(device)[:, None]  # (rows, 1)
+                        logits = model(token, start_pos=len(prefix) + t)[:, -1]
     finally:
         model.clear_kv_cache()
+
+
+def _byte_probs(logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Softmax over the 256 byte values of each row, as float64 NumPy."""
+    if isinstance(logits, torch.Tensor):  # version 1's exact arithmetic, kept for its files
+        return torch.softmax(logits[:, :BYTE_VALUES], dim=-1).cpu().numpy()
+    logits = logits[:, :BYTE_VALUES].astype(np.float64)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return probs / probs.sum(axis=-1, keepdims=True)
 
 
 def _batches(original_size: int, window_size: int, rows: int) -> list[list[tuple[int, int]]]:
@@ -203,7 +231,7 @@ def _rows_per_batch(model: BytePredictor, window_size: int, windows: int) -> int
 
 
 def _encode_batch(model: BytePredictor, prefix: list[int], payload: np.ndarray,
-                  windows: list[tuple[int, int]], progress: Callable[[int], None]) -> bytes:
+                  windows: list[tuple[int, int]], progress: Callable[[int], None], compiled: bool) -> bytes:
     family = constriction.stream.model.Categorical(perfect=False)
     encoder = constriction.stream.queue.RangeEncoder()
     starts = np.array([s for s, _ in windows])
@@ -214,12 +242,12 @@ def _encode_batch(model: BytePredictor, prefix: list[int], payload: np.ndarray,
         progress(len(active))
         return symbols
 
-    _code_windows(model, prefix, [e - s for s, e in windows], encode_step)
+    _code_windows(model, prefix, [e - s for s, e in windows], encode_step, compiled)
     return _words_to_bytes(encoder.get_compressed())
 
 
 def _decode_batch(model: BytePredictor, prefix: list[int], stream: bytes, windows: list[tuple[int, int]],
-                  out: np.ndarray, progress: Callable[[int], None]) -> None:
+                  out: np.ndarray, progress: Callable[[int], None], compiled: bool) -> None:
     family = constriction.stream.model.Categorical(perfect=False)
     decoder = constriction.stream.queue.RangeDecoder(_bytes_to_words(stream))
     starts = np.array([s for s, _ in windows])
@@ -233,7 +261,7 @@ def _decode_batch(model: BytePredictor, prefix: list[int], stream: bytes, window
         progress(len(active))
         return symbols
 
-    _code_windows(model, prefix, [e - s for s, e in windows], decode_step)
+    _code_windows(model, prefix, [e - s for s, e in windows], decode_step, compiled)
 
 
 def _words_to_bytes(words: np.ndarray) -> bytes:
@@ -291,8 +319,9 @@ def read_header(blob: bytes) -> ContainerHeader:
     reader = _HeaderReader(blob)
     reader.take(len(MAGIC))
     version = reader.take(1)[0]
-    if version != VERSION:
-        raise OmniByteError(f"compressed file has container version {version}; this OmniByte reads version {VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise OmniByteError(f"compressed file has container version {version}; this OmniByte reads versions "
+                            f"{', '.join(map(str, READABLE_VERSIONS))}")
     fingerprint = reader.take(FINGERPRINT_BYTES)
     checksum = struct.unpack("<I", reader.take(4))[0]
     tag = reader.take(1)[0]
@@ -348,9 +377,11 @@ def compress_bytes(model: BytePredictor, data: bytes, modality: Modality | None 
         if progress is not None:
             progress(done[0], len(data))
 
-    streams = [_encode_batch(model, prefix, payload, batch, advance) for batch in _batches(len(data), window_size, rows)]
+    compiled = compiled_decode_supported(model)
+    streams = [_encode_batch(model, prefix, payload, batch, advance, compiled)
+               for batch in _batches(len(data), window_size, rows)]
     tag = _TAGGED.index(modality) + 1 if modality in _TAGGED else 0
-    header = (MAGIC + bytes([VERSION]) + model_fingerprint(model) + struct.pack("<I", zlib.crc32(data))
+    header = (MAGIC + bytes([VERSION if compiled else 1]) + model_fingerprint(model) + struct.pack("<I", zlib.crc32(data))
               + bytes([tag]) + _uvarint(len(data)) + _uvarint(window_size) + _uvarint(rows)
               + b"".join(_uvarint(len(s)) for s in streams))
     return header + _header_check(header) + b"".join(streams)
@@ -368,6 +399,10 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
         raise OmniByteError(f"this file was compressed with another model (fingerprint "
                             f"{header.model_fingerprint.hex()}; this model's is {ours.hex()}): decompress it "
                             "with the checkpoint that compressed it")
+    compiled = header.version == 2
+    if compiled and not compiled_decode_supported(model):
+        raise OmniByteError("this file was coded with the compiled CPU decoding step (container version 2): "
+                            "decompress it with the model in float32 on a CPU")
     prefix = prefix_tokens(header.modality)
     if header.window_size + len(prefix) > model.config.max_seq_len:
         raise OmniByteError("compressed file is corrupt: its windows are longer than the model's context")
@@ -382,13 +417,13 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
     offset = header.header_size
     batches = _batches(header.original_size, header.window_size, header.rows)
     for batch, size in zip(batches, header.stream_sizes):
-        _decode_batch(model, prefix, bytes(blob[offset:offset + size]), batch, out, advance)
+        _decode_batch(model, prefix, bytes(blob[offset:offset + size]), batch, out, advance, compiled)
         offset += size
     data = out.tobytes()
     if zlib.crc32(data) != header.checksum:
         raise OmniByteError("decompressed bytes fail the original's checksum: the compressed file is corrupt, or "
                             "this machine computes the model differently from the one that compressed it "
-                            "(another CPU, PyTorch version or thread count); nothing was recovered")
+                            "(another CPU, PyTorch or Numba version, or thread count); nothing was recovered")
     return data
 
 
