@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.anomaly import AnomalySettings, find_regions  # noqa: E402
+from omnibyte.anomaly import AnomalySettings, find_regions, native_header_size  # noqa: E402
 from omnibyte.compress import guess_modality, prefix_tokens  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +53,7 @@ class Case:
     surprisal: np.ndarray
     entropy: np.ndarray  # the model's next-byte entropy at each byte
     context_starts: tuple[int, ...] = (0,)  # where the scoring windows start afresh
+    header_size: int = 0  # the native header's bytes, as `omnibyte anomalies` finds them
 
 
 def corpus_files(corpus: Path, count: int, seed: int) -> dict[str, list[Path]]:
@@ -107,10 +108,12 @@ def build_cases(model, files: dict[str, list[Path]], seed: int) -> list[Case]:
     for modality, datas in contents.items():
         for data in datas:
             for kind, length, corrupted, span in injections(modality, data, contents, rng):
-                prefix = prefix_tokens(guess_modality(corrupted))
+                guessed = guess_modality(corrupted)
+                prefix = prefix_tokens(guessed)
                 scores = score_bytes(model, corrupted, prefix=prefix)
                 starts = tuple(range(0, len(corrupted), model.config.max_seq_len - len(prefix)))
-                cases.append(Case(modality, kind, length, span, scores.surprisal_bits, scores.entropy_bits, starts))
+                cases.append(Case(modality, kind, length, span, scores.surprisal_bits, scores.entropy_bits, starts,
+                                  native_header_size(corrupted, guessed)))
     return cases
 
 
@@ -121,7 +124,7 @@ def save_cases(path: Path, cases: list[Case], key: dict, seconds: float) -> None
     for i, case in enumerate(cases):
         arrays[f"s{i}"], arrays[f"e{i}"] = case.surprisal, case.entropy
         index.append({"modality": case.modality, "kind": case.kind, "length": case.length,
-                      "span": case.span, "context_starts": case.context_starts})
+                      "span": case.span, "context_starts": case.context_starts, "header_size": case.header_size})
     np.savez_compressed(path, meta=np.array(json.dumps({"key": key, "seconds": seconds, "cases": index})), **arrays)
 
 
@@ -134,7 +137,7 @@ def load_cases(path: Path, key: dict) -> tuple[list[Case], float] | None:
         if meta["key"] != key:
             return None
         cases = [Case(c["modality"], c["kind"], c["length"], tuple(c["span"]) if c["span"] else None,
-                      saved[f"s{i}"], saved[f"e{i}"], tuple(c["context_starts"]))
+                      saved[f"s{i}"], saved[f"e{i}"], tuple(c["context_starts"]), c.get("header_size", 0))
                  for i, c in enumerate(meta["cases"])]
         return cases, meta["seconds"]
 
@@ -149,7 +152,7 @@ def evaluate(cases: list[Case], settings: AnomalySettings) -> dict:
     found: dict[str, list[int]] = {}
     flip_false = 0
     for case in cases:
-        regions = find_regions(case.surprisal, settings, case.context_starts).regions
+        regions = find_regions(case.surprisal, settings, case.context_starts, case.header_size).regions
         if case.kind == "header_flip":
             hit = any(_overlaps(r, case.span) for r in regions)
             flip_false += sum(not _overlaps(r, case.span) for r in regions)
@@ -167,7 +170,7 @@ def evaluate(cases: list[Case], settings: AnomalySettings) -> dict:
                         f"runs/{case.modality}"):
                 found.setdefault(key, []).append(hit)
     clean = [c for c in cases if c.kind == "clean"]
-    clean_with_regions = sum(bool(find_regions(c.surprisal, settings, c.context_starts).regions) for c in clean)
+    clean_with_regions = sum(bool(find_regions(c.surprisal, settings, c.context_starts, c.header_size).regions) for c in clean)
     return {
         "precision": right / (right + wrong) if right + wrong else 1.0,
         "regions_right": right,

@@ -13,6 +13,11 @@ the 8 a uniform guess costs: content like the file's own rarely costs that much)
 first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
 runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped.
 
+Headers follow a second rule. A native file's header (BMP 54 bytes, WAV 44, the Y4M header
+line) is all but fixed, and the trained model predicts each of its bytes to within about a bit,
+so one byte there costing `header_spike_bits` or more is damage, even a single flipped bit
+that the rolling median would smooth away. Each such byte (nearby ones merged) is a region.
+
 A region's score is its mean surprisal minus the file's baseline, in bits per byte: how much
 more each of its bytes costs than a typical byte of the same file.
 """
@@ -25,14 +30,19 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.ndimage import median_filter
 
+from .codecs.audio import WAV_HEADER_BYTES
+from .codecs.image import BMP_BYTES, IMAGE_SIZE
 from .errors import OmniByteError
 from .modality import Modality
 from .model import BytePredictor
 
-__all__ = ["AnomalySettings", "AnomalyRegion", "AnomalyReport", "find_regions", "analyse_bytes", "find_anomalies"]
+__all__ = ["AnomalySettings", "AnomalyRegion", "AnomalyReport", "native_header_size", "find_regions", "analyse_bytes",
+           "find_anomalies"]
 
 # a median absolute deviation times this estimates a standard deviation for normal data
 _MAD_TO_SD = 1.4826
+BMP_HEADER_BYTES = BMP_BYTES - IMAGE_SIZE * IMAGE_SIZE * 3  # 54
+_Y4M_HEADER_LIMIT = 256  # a native Y4M header line is about 40 bytes
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class AnomalySettings:
     # echoes belong to the damage's own region
     merge_gap: int = 48
     min_length: int = 24
+    # inside a native header, a byte costing this many bits is a region on its own
+    header_spike_bits: float = 6.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
@@ -68,7 +80,7 @@ class AnomalySettings:
             raise OmniByteError(f"merge gap must be a non-negative integer, got {self.merge_gap!r}")
         if self.max_excess_bits < self.min_excess_bits:
             raise OmniByteError("max_excess_bits must be at least min_excess_bits")
-        for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits"):
+        for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
@@ -106,12 +118,24 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(edges == 1).tolist(), np.flatnonzero(edges == -1).tolist()))
 
 
+def native_header_size(data: bytes, modality: Modality) -> int:
+    """How many leading bytes of `data` are the header of its native format (0: none found)."""
+    if modality == Modality.IMAGE and data.startswith(b"BM"):
+        return min(len(data), BMP_HEADER_BYTES)
+    if modality == Modality.AUDIO and data.startswith(b"RIFF"):
+        return min(len(data), WAV_HEADER_BYTES)
+    if modality == Modality.VIDEO and data.startswith(b"YUV4MPEG2"):
+        return data.find(b"\n", 0, _Y4M_HEADER_LIMIT) + 1  # 0 when the line never ends
+    return 0
+
+
 def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = AnomalySettings(),
-                 context_starts: Sequence[int] = (0,)) -> AnomalyReport:
+                 context_starts: Sequence[int] = (0,), header_size: int = 0) -> AnomalyReport:
     """The anomalous regions of a per-byte surprisal array (the model-free half of the job).
 
     `context_starts` are the offsets where the model's context began afresh (every scoring
-    window); the `warmup` bytes after each are never flagged.
+    window); the `warmup` bytes after each are never flagged. The first `header_size` bytes
+    are a native header (`native_header_size`), where single surprising bytes count too.
     """
     surprisal = np.asarray(surprisal_bits, dtype=np.float64)
     if surprisal.ndim != 1 or not np.all(np.isfinite(surprisal)):
@@ -133,8 +157,18 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
             merged[-1][1] = end
         else:
             merged.append([start, end])
-    regions = [AnomalyRegion(start, end, float(surprisal[start:end].mean()) - baseline)
-               for start, end in merged if end - start >= settings.min_length]
+    spans = [(start, end) for start, end in merged if end - start >= settings.min_length]
+    header_end = min(max(0, int(header_size)), surprisal.size)
+    if header_end:
+        damaged: list[list[int]] = []
+        for start, end in _runs(surprisal[:header_end] >= settings.header_spike_bits):
+            if damaged and start - damaged[-1][1] <= settings.window:
+                damaged[-1][1] = end
+            else:
+                damaged.append([start, end])
+        # a run region already reaching into the header keeps its own bounds
+        spans = sorted([(s, e) for s, e in damaged if not any(s < e2 and e > s2 for s2, e2 in spans)] + spans)
+    regions = [AnomalyRegion(start, end, float(surprisal[start:end].mean()) - baseline) for start, end in spans]
     return AnomalyReport(surprisal, level, baseline, threshold, regions)
 
 
@@ -156,7 +190,7 @@ def analyse_bytes(model: BytePredictor, data: bytes, modality: Modality | None =
     scores = score_bytes(model, data, prefix=prefix)
     # score_bytes restarts the context every max_seq_len - len(prefix) bytes
     context_starts = range(0, len(data), model.config.max_seq_len - len(prefix))
-    return find_regions(scores.surprisal_bits, settings, context_starts)
+    return find_regions(scores.surprisal_bits, settings, context_starts, native_header_size(data, modality))
 
 
 def find_anomalies(model: BytePredictor, data: bytes, modality: Modality | None = None,

@@ -35,6 +35,33 @@ def test_an_injected_run_is_found_where_it_was_put():
     assert region.score == pytest.approx(7.5, abs=1.0)
 
 
+def test_one_surprising_byte_in_a_native_header_is_a_region_and_elsewhere_is_not():
+    surprisal = np.abs(np.random.default_rng(2).normal(0.3, 0.1, 3126))
+    surprisal[54:] += 3.0  # pixels cost more than the all-but-fixed header
+    surprisal[[20, 22, 900]] = 14.0  # two flipped bits in the header, one odd pixel
+    assert find_regions(surprisal).regions == []  # no header: single bytes never count
+    [region] = find_regions(surprisal, header_size=54).regions
+    assert (region.start, region.end) == (20, 23)  # the two header bytes, merged
+    assert region.score > 5  # (14 + 0.3 + 14) / 3 bits against a baseline of about 3.3
+    surprisal[20] = surprisal[22] = 5.0  # below header_spike_bits
+    assert find_regions(surprisal, header_size=54).regions == []
+
+
+def test_native_header_sizes():
+    from omnibyte.anomaly import native_header_size
+    from omnibyte.codecs import audio_to_wav, frames_to_y4m, pixels_to_bmp
+
+    bmp = pixels_to_bmp(np.zeros((32, 32, 3), dtype=np.uint8))
+    wav = audio_to_wav(np.full(4000, 128, dtype=np.uint8))
+    y4m = frames_to_y4m(np.zeros((8, 16, 16), dtype=np.uint8))
+    assert native_header_size(bmp, Modality.IMAGE) == 54
+    assert native_header_size(wav, Modality.AUDIO) == 44
+    assert native_header_size(y4m, Modality.VIDEO) == y4m.index(b"\n") + 1
+    assert native_header_size(b"BM", Modality.IMAGE) == 2  # truncated: what there is
+    assert native_header_size(b"YUV4MPEG2 " + b"x" * 500, Modality.VIDEO) == 0  # the line never ends
+    assert native_header_size(bmp, Modality.TEXT) == 0
+
+
 def test_a_run_in_a_flat_file_is_found_despite_zero_spread():
     surprisal = np.zeros(3000)
     surprisal[2000:2032] = 9.0
