@@ -8,7 +8,7 @@ turns that into a sustained level: a median, unlike a mean, ignores the few shar
 real content has (an edge in an image, the first letter of a name) and keeps the edges of a
 damaged run where they are. A byte is flagged where that level stands far above the file's own
 baseline (its median, plus `z` times the spread measured as a scaled median absolute deviation,
-kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (6 bits, near
+kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (6.5 bits, near
 the 8 a uniform guess costs: content like the file's own rarely costs that much). The
 first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
 runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped.
@@ -48,24 +48,24 @@ _Y4M_HEADER_LIMIT = 256  # a native Y4M header line is about 40 bytes
 @dataclass(frozen=True)
 class AnomalySettings:
     # bytes in the rolling median; a run must cover about half of it to show
-    window: int = 8
+    window: int = 6
     # robust standard deviations above the baseline...
-    z: float = 3.0
+    z: float = 4.0
     # ...but at least min_excess_bits and at most max_excess_bits above it: a file of one flat
     # colour has no spread at all, and a file of two very different halves has a huge one
-    min_excess_bits: float = 3.0
+    min_excess_bits: float = 2.0
     max_excess_bits: float = 8.0
     # the first bytes after the context starts are predicted from (almost) nothing, so they are
     # surprising in any file; they are never flagged
     warmup: int = 8
     # and at least this many bits per byte (8 is a uniform guess over the 256 byte values): a
     # byte costing less is not worth a region, whatever the file's baseline
-    floor_bits: float = 6.0
+    floor_bits: float = 6.5
     # flagged runs at most this many bytes apart are one region: damage disturbs the model for
     # a while after it ends (the next image row is predicted from the damaged one), and those
     # echoes belong to the damage's own region
-    merge_gap: int = 48
-    min_length: int = 24
+    merge_gap: int = 64
+    min_length: int = 16
     # inside a native header, a byte costing this many bits is a region on its own
     header_spike_bits: float = 6.0
 
