@@ -173,6 +173,12 @@ def analyse_stream(demo_model: DemoModel, prompt: Prompt, generated: bytes, gene
     is_byte = np.asarray(tokens) < 256
     surprisal, entropy = token_surprisal[is_byte], token_entropy[is_byte]
     segments = (detector or ModalityDetector()).detect_bytes(data)
-    regions = find_regions(surprisal).regions  # the same rule as `omnibyte anomalies`
+    # the rule of `omnibyte anomalies`, applied to the prompt (the person's file) and to the
+    # continuation (the model's own output) each against its own baseline: a detailed photo
+    # continued by flat colour is not an anomaly, and measured against one baseline the whole
+    # photo stood out as one region
+    cut = len(prompt_data)
+    regions = [(r.start, r.end, r.score) for r in find_regions(surprisal[:cut]).regions]
+    regions += [(cut + r.start, cut + r.end, r.score) for r in find_regions(surprisal[cut:]).regions]
     return StreamAnalysis(data, len(prompt_data), segments, prompt.boundaries, generated_tags, surprisal, entropy,
-                          surprising_bytes(surprisal), [(r.start, r.end, r.score) for r in regions])
+                          surprising_bytes(surprisal), regions)

@@ -95,3 +95,26 @@ def test_analysis_covers_prompt_and_generated_bytes(demo_model):
     assert [b.offset for b in analysis.model_boundaries] == [len(analysis.data)]
     assert [b.token for b in analysis.prompt_tags][-1] == ControlToken.IMAGE
     assert BMP_BYTES > len(generated)
+
+
+def test_prompt_and_continuation_are_each_judged_against_their_own_baseline(demo_model, monkeypatch):
+    # a detailed picture (about 5 bits a byte) continued by flat colour (about half a bit): judged
+    # apart, a damaged run in the continuation is found and scored against the continuation's own
+    # baseline (against one baseline for both it scored 7.1 bits, not 11.5)
+    import omnibyte.demo as demo
+
+    prompt = build_prompt(text="x" * 1500)
+    generated = b"y" * 1500
+    rng = np.random.default_rng(0)
+    per_byte = np.concatenate([rng.normal(5.0, 0.5, 1500), rng.normal(0.5, 0.1, 1500)])
+    per_byte[2000:2040] = 12.0  # a damaged run inside the continuation
+
+    def fake_scores(model, tokens):
+        scores = np.zeros(len(tokens))
+        scores[np.asarray(tokens) < 256] = per_byte
+        return scores, scores
+
+    monkeypatch.setattr(demo, "score_tokens", fake_scores)
+    analysis = analyse_stream(demo_model, prompt, generated, [])
+    [(start, end, score)] = analysis.anomalies
+    assert abs(start - 2000) <= 4 and abs(end - 2040) <= 4 and score > 10
