@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .errors import OmniByteError
 from .model import BytePredictor
-from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .vocab import BYTE_VALUES, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
 
 __all__ = [

@@ -7,7 +7,6 @@ from omnibyte.errors import OmniByteError
 from omnibyte.generate import SamplingParams, generate, logits_to_probs, sample_next, stream_generate
 from omnibyte.vocab import VOCAB_SIZE, ControlToken
 
-from conftest import tiny_model
 
 PROMPT = [256, 258] + list(b"Once upon a time")
 
