@@ -20,7 +20,7 @@ same cache size and the same one-token steps; only the callback that turns frequ
 bytes differs. Container version 2 (what a float32 model on a CPU writes) takes every step,
 the prefix's included, in the Numba-compiled decoding step (`compiled_decode.py`): one
 single-threaded loop nest whose rows never mix, so the thread count does not matter and it
-runs about 6x faster than PyTorch steps. Version 1 (any other model, and older files) takes
+runs 2.5-6x faster than PyTorch steps here. Version 1 (any other model, and older files) takes
 every step in PyTorch. On one machine the chosen path is the same sequence of floating-point
 operations on both sides, hence the same numbers.
 
