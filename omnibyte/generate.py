@@ -160,8 +160,8 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
                     compiled_step: bool = True) -> Iterator[GeneratedChunk]:
     """Continue `prompt` (token ids), yielding each sample's new bytes every `chunk_size` tokens.
 
-    `params.num_samples` continuations run as one batch: on a CPU a decoding step is bound by
-    reading the weights, so several samples cost little more than one. The work happens only
+    `params.num_samples` continuations run as one batch: each step reads the weights once for
+    all of them (each sample's attention over its own cache is still its own). The work happens only
     while the caller iterates: closing the generator (or dropping it) stops it at once. When
     the context fills, the window slides: the cache is rebuilt from the most recent half of
     the context and generation goes on. On a CPU each step after the prefill runs compiled
