@@ -36,12 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from omnibyte.anomaly import AnomalySettings, find_regions, native_header_size  # noqa: E402
 from omnibyte.compress import guess_modality, prefix_tokens  # noqa: E402
+from omnibyte.modality import Modality  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = {"text": "*.txt", "image": "*.bmp", "audio": "*.wav", "video": "*.y4m"}
 RUN_LENGTHS = (32, 64, 128)
 TOLERANCE = 16
-HEADER_BYTES = {"image": 54, "audio": 44}  # video: up to the end of the Y4M header line
 
 
 @dataclass
@@ -70,17 +70,11 @@ def corpus_files(corpus: Path, count: int, seed: int) -> dict[str, list[Path]]:
     return picked
 
 
-def header_bytes(modality: str, data: bytes) -> int:
-    if modality == "video":
-        return data.find(b"\n") + 1
-    return HEADER_BYTES.get(modality, 0)
-
-
 def injections(modality: str, data: bytes, foreign: dict[str, list[bytes]],
                rng: np.random.Generator) -> list[tuple[str, int, bytes, tuple[int, int] | None]]:
     """(kind, length, corrupted bytes, injected span) for each corruption of one file."""
     out: list[tuple[str, int, bytes, tuple[int, int] | None]] = [("clean", 0, data, None)]
-    header = header_bytes(modality, data)
+    header = native_header_size(data, Modality(modality))
     for length in RUN_LENGTHS:
         start = int(rng.integers(header, len(data) - length))
         noise = rng.integers(0, 256, length, dtype=np.uint8).tobytes()

@@ -31,7 +31,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from .codecs.audio import WAV_HEADER_BYTES
-from .codecs.image import BMP_BYTES, IMAGE_SIZE
+from .codecs.image import BMP_HEADER
 from .errors import OmniByteError
 from .modality import Modality
 from .model import BytePredictor
@@ -41,7 +41,6 @@ __all__ = ["AnomalySettings", "AnomalyRegion", "AnomalyReport", "native_header_s
 
 # a median absolute deviation times this estimates a standard deviation for normal data
 _MAD_TO_SD = 1.4826
-BMP_HEADER_BYTES = BMP_BYTES - IMAGE_SIZE * IMAGE_SIZE * 3  # 54
 _Y4M_HEADER_LIMIT = 256  # a native Y4M header line is about 40 bytes
 
 
@@ -121,12 +120,23 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def native_header_size(data: bytes, modality: Modality) -> int:
     """How many leading bytes of `data` are the header of its native format (0: none found)."""
     if modality == Modality.IMAGE and data.startswith(b"BM"):
-        return min(len(data), BMP_HEADER_BYTES)
+        return min(len(data), len(BMP_HEADER))
     if modality == Modality.AUDIO and data.startswith(b"RIFF"):
         return min(len(data), WAV_HEADER_BYTES)
     if modality == Modality.VIDEO and data.startswith(b"YUV4MPEG2"):
         return data.find(b"\n", 0, _Y4M_HEADER_LIMIT) + 1  # 0 when the line never ends
     return 0
+
+
+def _merged(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
+    """Runs at most `gap` bytes apart joined into one."""
+    merged: list[list[int]] = []
+    for start, end in runs:
+        if merged and start - merged[-1][1] <= gap:
+            merged[-1][1] = end
+        else:
+            merged.append([start, end])
+    return [(start, end) for start, end in merged]
 
 
 def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = AnomalySettings(),
@@ -151,21 +161,11 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     spread = _MAD_TO_SD * float(np.median(np.abs(level - baseline)))
     excess = min(max(settings.z * spread, settings.min_excess_bits), settings.max_excess_bits)
     threshold = max(baseline + excess, settings.floor_bits)
-    merged: list[list[int]] = []
-    for start, end in _runs(level > threshold):
-        if merged and start - merged[-1][1] <= settings.merge_gap:
-            merged[-1][1] = end
-        else:
-            merged.append([start, end])
-    spans = [(start, end) for start, end in merged if end - start >= settings.min_length]
+    spans = [(start, end) for start, end in _merged(_runs(level > threshold), settings.merge_gap)
+             if end - start >= settings.min_length]
     header_end = min(max(0, int(header_size)), surprisal.size)
     if header_end:
-        damaged: list[list[int]] = []
-        for start, end in _runs(surprisal[:header_end] >= settings.header_spike_bits):
-            if damaged and start - damaged[-1][1] <= settings.window:
-                damaged[-1][1] = end
-            else:
-                damaged.append([start, end])
+        damaged = _merged(_runs(surprisal[:header_end] >= settings.header_spike_bits), settings.window)
         # a run region already reaching into the header keeps its own bounds
         spans = sorted([(s, e) for s, e in damaged if not any(s < e2 and e > s2 for s2, e2 in spans)] + spans)
     regions = [AnomalyRegion(start, end, float(surprisal[start:end].mean()) - baseline) for start, end in spans]

@@ -78,10 +78,11 @@ __all__ = [
 ]
 
 MAGIC = b"OMB"
-# 1: every step in PyTorch; 2: every step in the compiled decoding step (compiled_decode.py),
-# several times faster on a CPU. Both are read; a model the compiled step cannot run writes 1.
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# Both versions are read; a model the compiled step cannot run still writes version 1.
+VERSION_TORCH_STEPS = 1  # every step in PyTorch
+VERSION_COMPILED_STEPS = 2  # every step in the compiled decoding step (compiled_decode.py)
+VERSION = VERSION_COMPILED_STEPS
+READABLE_VERSIONS = (VERSION_TORCH_STEPS, VERSION_COMPILED_STEPS)
 FINGERPRINT_BYTES = 4
 # Frequencies are quantised onto this many steps (constriction codes with 24-bit precision).
 # Each byte gets floor(p * FREQ_SCALE) + 1, so the floor of 1 costs at most 256 / 2**24 of the
@@ -381,7 +382,8 @@ def compress_bytes(model: BytePredictor, data: bytes, modality: Modality | None 
     streams = [_encode_batch(model, prefix, payload, batch, advance, compiled)
                for batch in _batches(len(data), window_size, rows)]
     tag = _TAGGED.index(modality) + 1 if modality in _TAGGED else 0
-    header = (MAGIC + bytes([VERSION if compiled else 1]) + model_fingerprint(model) + struct.pack("<I", zlib.crc32(data))
+    version = VERSION_COMPILED_STEPS if compiled else VERSION_TORCH_STEPS
+    header = (MAGIC + bytes([version]) + model_fingerprint(model) + struct.pack("<I", zlib.crc32(data))
               + bytes([tag]) + _uvarint(len(data)) + _uvarint(window_size) + _uvarint(rows)
               + b"".join(_uvarint(len(s)) for s in streams))
     return header + _header_check(header) + b"".join(streams)
@@ -399,7 +401,7 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
         raise OmniByteError(f"this file was compressed with another model (fingerprint "
                             f"{header.model_fingerprint.hex()}; this model's is {ours.hex()}): decompress it "
                             "with the checkpoint that compressed it")
-    compiled = header.version == 2
+    compiled = header.version == VERSION_COMPILED_STEPS
     if compiled and not compiled_decode_supported(model):
         raise OmniByteError("this file was coded with the compiled CPU decoding step (container version 2): "
                             "decompress it with the model in float32 on a CPU")

@@ -138,8 +138,8 @@ def sample_next(logits: np.ndarray, params: SamplingParams, rng: np.random.Gener
     # inverse CDF: the first token whose cumulative probability exceeds u; a filtered-out token
     # adds nothing to the sum, so it can never be the first to exceed it
     drawn = rng.random(len(cumulative)) * cumulative[:, -1]
-    tokens = [np.searchsorted(row, u, side="right") for row, u in zip(cumulative, drawn)]
-    return np.minimum(np.array(tokens, dtype=np.int64), logits.shape[-1] - 1)
+    tokens = (cumulative <= drawn[:, None]).sum(axis=-1)
+    return np.minimum(tokens, logits.shape[-1] - 1).astype(np.int64)
 
 
 def prefill(model: BytePredictor, tokens: torch.Tensor, start_pos: int = 0) -> torch.Tensor:
