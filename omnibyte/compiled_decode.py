@@ -18,7 +18,7 @@ folded into the matrix that follows them, the 1/sqrt(head_dim) attention scale i
 norm's gain, and rotate-half RoPE becomes an index table. Sums may be reassociated (vectorised),
 so results agree with `decode_one` to float32 rounding, not bit for bit
 (tests/test_compiled_decode.py). `omnibyte compress`, which needs bit-identical encoder and
-decoder, therefore runs every step of both sides on this one path (container version 2).
+decoder, therefore runs every step of both sides on this one path (container versions 2 and 4).
 
 Compiling takes a few seconds the first time on a machine; Numba caches the machine code on disk
 (`cache=True`), and `warm_up()` lets the app pay that cost at start-up instead of on a first click.
