@@ -11,9 +11,19 @@ baseline (its median, plus `z` times the spread measured as a scaled median abso
 kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (6.5 bits, near
 the 8 a uniform guess costs: content like the file's own rarely costs that much). The
 first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
-runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped.
+runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped, as are
+those whose score (below) is under `min_score_bits`.
 
-Headers follow a second rule. A native file's header (BMP 54 bytes, WAV 44, the Y4M header
+Spikes follow a second rule. Content the model can predict, spliced in where it does not
+belong (a slice of a flat picture inside a text), costs little byte by byte: the rolling median
+never sees it. What the model cannot predict is the seam: the first byte of the foreign content
+and the first byte after it each cost `spike_bits` (16: a chance under 1 in 65,000) or more.
+Such spikes are regions, those within `spike_merge_gap` bytes of each other joined (so an
+insertion's two seams make one region that spans it), but only in a file where they are rare:
+a file with more than `spikes_per_kb` per 1,000 bytes (at least 2) is noisy throughout, and its
+spikes say nothing.
+
+Headers follow a third rule. A native file's header (BMP 54 bytes, WAV 44, the Y4M header
 line) is all but fixed, and the trained model predicts each of its bytes to within about a bit,
 so one byte there costing `header_spike_bits` or more is damage, even a single flipped bit
 that the rolling median would smooth away. Each such byte (nearby ones merged) is a region.
@@ -42,6 +52,8 @@ __all__ = ["AnomalySettings", "AnomalyRegion", "AnomalyReport", "native_header_s
 # a median absolute deviation times this estimates a standard deviation for normal data
 _MAD_TO_SD = 1.4826
 _Y4M_HEADER_LIMIT = 256  # a native Y4M header line is about 40 bytes
+# an insertion has two seams, so a file may always hold this many spikes
+_MIN_SPIKE_BUDGET = 2
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,14 @@ class AnomalySettings:
     # echoes belong to the damage's own region
     merge_gap: int = 64
     min_length: int = 16
+    # a run region must cost at least this much more per byte than the file's baseline
+    min_score_bits: float = 0.0
+    # a byte costing this many bits is a spike...
+    spike_bits: float = 16.0
+    # ...spikes this close are one region...
+    spike_merge_gap: int = 160
+    # ...and a file with more spikes than this per 1,000 bytes (at least _MIN_SPIKE_BUDGET) gets none
+    spikes_per_kb: float = 1.0
     # inside a native header, a byte costing this many bits is a region on its own
     header_spike_bits: float = 6.0
 
@@ -75,11 +95,14 @@ class AnomalySettings:
             raise OmniByteError(f"minimum region length must be a positive integer, got {self.min_length!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
             raise OmniByteError(f"warm-up must be a non-negative integer, got {self.warmup!r}")
-        if not isinstance(self.merge_gap, int) or self.merge_gap < 0:
-            raise OmniByteError(f"merge gap must be a non-negative integer, got {self.merge_gap!r}")
+        for name in ("merge_gap", "spike_merge_gap"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise OmniByteError(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_excess_bits < self.min_excess_bits:
             raise OmniByteError("max_excess_bits must be at least min_excess_bits")
-        for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits"):
+        for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits", "min_score_bits",
+                     "spike_bits", "spikes_per_kb"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
@@ -146,6 +169,8 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     `context_starts` are the offsets where the model's context began afresh (every scoring
     window); the `warmup` bytes after each are never flagged. The first `header_size` bytes
     are a native header (`native_header_size`), where single surprising bytes count too.
+    Regions come from three rules (module docstring): sustained runs, rare spikes, and
+    damaged header bytes; where two overlap, the earlier rule's region stands.
     """
     surprisal = np.asarray(surprisal_bits, dtype=np.float64)
     if surprisal.ndim != 1 or not np.all(np.isfinite(surprisal)):
@@ -154,22 +179,34 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
         return AnomalyReport(surprisal, surprisal.copy(), 0.0, settings.floor_bits, [])
     # the warm-up bytes count as typical ones, so their spikes neither show nor prop up a neighbour
     typical = surprisal.copy()
+    in_warmup = np.zeros(surprisal.size, dtype=bool)
     for start in context_starts:
-        typical[start:start + settings.warmup] = np.median(surprisal)
+        in_warmup[start:start + settings.warmup] = True
+    typical[in_warmup] = np.median(surprisal)
     level = median_filter(typical, size=min(settings.window, surprisal.size), mode="reflect")
     baseline = float(np.median(level))
     spread = _MAD_TO_SD * float(np.median(np.abs(level - baseline)))
     excess = min(max(settings.z * spread, settings.min_excess_bits), settings.max_excess_bits)
     threshold = max(baseline + excess, settings.floor_bits)
+    score = lambda start, end: float(surprisal[start:end].mean()) - baseline  # noqa: E731
     spans = [(start, end) for start, end in _merged(_runs(level > threshold), settings.merge_gap)
-             if end - start >= settings.min_length]
+             if end - start >= settings.min_length and score(start, end) >= settings.min_score_bits]
     header_end = min(max(0, int(header_size)), surprisal.size)
+    # spikes: outside the warm-up and the header (whose bytes the header rule judges)
+    spikes = (surprisal >= settings.spike_bits) & ~in_warmup
+    spikes[:header_end] = False
+    if spikes.sum() <= max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000):
+        spans = _without_overlaps(spans, _merged(_runs(spikes), settings.spike_merge_gap))
     if header_end:
         damaged = _merged(_runs(surprisal[:header_end] >= settings.header_spike_bits), settings.window)
-        # a run region already reaching into the header keeps its own bounds
-        spans = sorted([(s, e) for s, e in damaged if not any(s < e2 and e > s2 for s2, e2 in spans)] + spans)
-    regions = [AnomalyRegion(start, end, float(surprisal[start:end].mean()) - baseline) for start, end in spans]
+        spans = _without_overlaps(spans, damaged)
+    regions = [AnomalyRegion(start, end, score(start, end)) for start, end in spans]
     return AnomalyReport(surprisal, level, baseline, threshold, regions)
+
+
+def _without_overlaps(kept: list[tuple[int, int]], more: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """`kept` and those of `more` that overlap none of them, in order."""
+    return sorted(kept + [(s, e) for s, e in more if not any(s < e2 and e > s2 for s2, e2 in kept)])
 
 
 def analyse_bytes(model: BytePredictor, data: bytes, modality: Modality | None = None,

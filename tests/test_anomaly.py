@@ -19,7 +19,7 @@ def typical_surprisal(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     surprisal = np.abs(rng.normal(3.0, 0.6, n))
     spikes = rng.choice(n, n // 100, replace=False)
-    surprisal[spikes] += 12.0  # single surprising bytes are normal, not anomalies
+    surprisal[spikes] = rng.uniform(9.0, 15.0, spikes.size)  # single surprising bytes are normal, not anomalies
     return surprisal
 
 
@@ -45,6 +45,31 @@ def test_one_surprising_byte_in_a_native_header_is_a_region_and_elsewhere_is_not
     assert region.score > 5  # (14 + 0.3 + 14) / 3 bits against a baseline of about 3.3
     surprisal[20] = surprisal[22] = 5.0  # below header_spike_bits
     assert find_regions(surprisal, header_size=54).regions == []
+
+
+def test_the_two_seams_of_an_insertion_make_one_region():
+    # predictable foreign content costs little, but its first byte and the first byte after it spike
+    surprisal = typical_surprisal(4000)
+    surprisal[2000:2064] = 0.5
+    surprisal[[2000, 2064]] = [17.0, 18.0]
+    [region] = find_regions(surprisal).regions
+    assert (region.start, region.end) == (2000, 2065)
+    # far apart, they are two regions
+    surprisal[2064], surprisal[2400] = 3.0, 18.0
+    assert [(r.start, r.end) for r in find_regions(surprisal).regions] == [(2000, 2001), (2400, 2401)]
+
+
+def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():
+    rng = np.random.default_rng(4)
+    surprisal = typical_surprisal(4000)
+    surprisal[rng.choice(4000, 12, replace=False)] = 20.0  # 3 per 1,000 bytes: spikes are this file's normal
+    assert find_regions(surprisal).regions == []
+    surprisal = typical_surprisal(4000)
+    surprisal[[3, 1003]] = 20.0  # both in the warm-up after a context start
+    assert find_regions(surprisal, context_starts=(0, 1000)).regions == []
+    surprisal = typical_surprisal(4000)
+    surprisal[30] = 20.0  # a header byte: the header rule's, and it reports it once
+    assert [(r.start, r.end) for r in find_regions(surprisal, header_size=54).regions] == [(30, 31)]
 
 
 def test_native_header_sizes():
@@ -100,6 +125,10 @@ def test_bad_settings_and_arrays_are_refused():
         AnomalySettings(window=0)
     with pytest.raises(OmniByteError, match="max_excess_bits"):
         AnomalySettings(min_excess_bits=5, max_excess_bits=1)
+    with pytest.raises(OmniByteError, match="spike_merge_gap"):
+        AnomalySettings(spike_merge_gap=-1)
+    with pytest.raises(OmniByteError, match="spike_bits"):
+        AnomalySettings(spike_bits=float("nan"))
     with pytest.raises(OmniByteError, match="one-dimensional"):
         find_regions(np.zeros((2, 2)))
     with pytest.raises(OmniByteError, match="finite"):
