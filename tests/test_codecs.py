@@ -283,6 +283,7 @@ def test_non_image_bytes_are_refused_as_an_image():
 
 
 @pytest.mark.parametrize("side", [9_000, 10_000, 100_000])  # over our limit, Pillow's warning, Pillow's error
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns; we refuse
 def test_decompression_bomb_is_refused_before_decoding(side):
     started = time.perf_counter()
     with pytest.raises(OmniByteError, match="refused"):

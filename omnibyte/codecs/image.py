@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,8 +55,9 @@ assert len(BMP_HEADER) == _HEADER_BYTES
 
 # Images declaring more pixels than this are refused before their pixels are decoded (64 MP:
 # far beyond any photo worth shrinking to 32x32, far below what would exhaust memory). Pillow's
-# own decompression-bomb limit, Image.MAX_IMAGE_PIXELS, is respected too, and its warning is
-# treated as the refusal it is meant to be.
+# own decompression-bomb limit, Image.MAX_IMAGE_PIXELS, is respected too when it is lower. (Its
+# warning is not caught: warnings.catch_warnings changes process-wide state, unsafe in the app's
+# threads, and the size check below refuses every image Pillow would warn about.)
 MAX_IMAGE_PIXELS = 64_000_000
 
 # (offset, struct format, name) of the header fields that decide where the pixels are and how
@@ -105,10 +105,8 @@ def identify_image(data: bytes) -> Image.Image | None:
 def open_image(data: bytes, formats: list[str] | tuple[str, ...] | None = None) -> Image.Image:
     """Open an image lazily, refusing decompression bombs before any pixel is decoded."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data), formats=formats)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        im = Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError as exc:
         raise OmniByteError(f"refused: the image declares too many pixels ({exc})") from None
     except Image.UnidentifiedImageError:
         raise _UnknownImageFormat("not an image that Pillow can read (unknown or corrupt format)") from None
@@ -117,9 +115,10 @@ def open_image(data: bytes, formats: list[str] | tuple[str, ...] | None = None) 
     width, height = im.size
     if width <= 0 or height <= 0:
         raise OmniByteError(f"corrupt image: it declares a size of {width}x{height}")
-    if width * height > MAX_IMAGE_PIXELS:
-        raise OmniByteError(f"refused: the image declares {width}x{height} pixels, more than the "
-                            f"{MAX_IMAGE_PIXELS // 1_000_000} megapixel limit")
+    limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
+    if width * height > limit:
+        raise OmniByteError(f"refused: the image declares too many pixels ({width}x{height}, more than the "
+                            f"limit of {limit:,})")
     return im
 
 
