@@ -235,7 +235,8 @@ def _ffmpeg(y4m: bytes, fmt: str) -> bytes | None:
 def _pdf(rng: np.random.Generator) -> bytes:
     if rng.random() < 0.5:
         buf = io.BytesIO()
-        Image.fromarray(_picture(rng, 64, 48)).save(buf, format="PDF")
+        epoch = time.gmtime(0)  # Pillow stamps the time of saving; a fixed one keeps the samples reproducible
+        Image.fromarray(_picture(rng, 64, 48)).save(buf, format="PDF", creationDate=epoch, modDate=epoch)
         return buf.getvalue()
     text = _rng_text(rng, 60).encode("ascii", "replace").decode()
     stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
@@ -301,7 +302,33 @@ def _audio_file(rng: np.random.Generator, fmt: str) -> bytes:
     subtype = {"wav": str(rng.choice(["PCM_U8", "PCM_16"])), "aiff": "PCM_16", "au": str(rng.choice(["PCM_16", "ULAW"])),
                "flac": "PCM_16", "ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}[fmt]
     sf.write(buf, x, rate, format={"ogg": "OGG", "mp3": "MP3"}.get(fmt, fmt.upper()), subtype=subtype)
+    if fmt == "ogg":  # libsndfile draws the stream's serial number at random: fix it, for reproducible
+        # samples (from the sound itself, so that the other samples' draws stay as they were)
+        return _ogg_with_serial(buf.getvalue(), zlib.crc32(x.tobytes()))
     return buf.getvalue()
+
+
+def _ogg_crc(page: bytes) -> int:
+    """Ogg's page checksum: CRC-32, polynomial 0x04C11DB7, not reflected, no final XOR (RFC 3533)."""
+    crc = 0
+    for byte in page:
+        crc ^= byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7 if crc & 0x80000000 else crc << 1) & 0xFFFFFFFF
+    return crc
+
+
+def _ogg_with_serial(data: bytes, serial: int) -> bytes:
+    """Every page of a one-stream Ogg file given `serial`, its checksum recomputed."""
+    out, pos = bytearray(data), 0
+    while pos + 27 <= len(out) and out[pos:pos + 4] == b"OggS":
+        segments = out[pos + 26]
+        size = 27 + segments + sum(out[pos + 27:pos + 27 + segments])
+        out[pos + 14:pos + 18] = struct.pack("<I", serial)
+        out[pos + 22:pos + 26] = b"\0\0\0\0"
+        out[pos + 22:pos + 26] = struct.pack("<I", _ogg_crc(bytes(out[pos:pos + size])))
+        pos += size
+    return bytes(out)
 
 
 def _native(rng: np.random.Generator) -> list[Sample]:
