@@ -309,6 +309,16 @@ def test_a_damaged_form_type_of_riff_and_iff_still_classifies(fmt, magic):
     assert (segment.modality, segment.format, segment.end) == (modality, fmt, len(data))
 
 
+@pytest.mark.parametrize("depth_byte", [0x5A, 0xFF])
+def test_a_damaged_bmp_depth_is_read_from_the_file_size_field(depth_byte):
+    # as a model's generated header can have it: the caption's boundary stays where the BMP starts
+    caption = b"a blue square on a red background"
+    bmp = put(native_bmp(), 28, bytes([depth_byte]))
+    text, image = DETECTOR.detect_bytes(caption + bmp)
+    assert (text.end, image.start, image.end, image.format) == (len(caption), len(caption), len(caption) + len(bmp), "bmp")
+    assert "bad bits per pixel" in image.reason and image.confidence < 0.95
+
+
 def test_a_size_field_running_past_the_data_is_not_trusted():
     bmp = put(native_bmp(), 2, struct.pack("<I", 10**9))
     segments = DETECTOR.detect_bytes(bmp)

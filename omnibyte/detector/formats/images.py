@@ -41,6 +41,11 @@ def parse_bmp(data: bytes, start: int) -> Found | None:
     failed = [name for name, ok in checks.items() if not ok]
     if bad_magic + len(failed) > 2 or not (checks["info-header size"] or not bad_magic):
         return None
+    if checks["width"] and checks["height"] and not checks["bits per pixel"]:
+        # a damaged depth, as a model's generated header can have: the file-size field may still
+        # say which depth the pixels that follow were laid out with
+        bpp = _bmp_depth_from_size(w, h, offset, size) or bpp
+        checks["bits per pixel"] = bpp in (1, 4, 8, 16, 24, 32)
     if not (checks["width"] and checks["height"] and checks["bits per pixel"]):
         return None  # without the layout there is no way to tell where it ends
     for name in failed:
@@ -59,6 +64,13 @@ def parse_bmp(data: bytes, start: int) -> Found | None:
     # pixel rows are raw bytes: nothing in them can confirm the extent, so only the header is solid
     return r.found("bmp", Modality.IMAGE, start, start + computed, start + min(offset, computed), n,
                    strong=not bad_magic and not failed)
+
+
+def _bmp_depth_from_size(width: int, height: int, offset: int, size: int) -> int | None:
+    """The one uncompressed depth whose rows fill the file-size field after the offset, if any."""
+    fits = [bpp for bpp in (1, 4, 8, 16, 24, 32)
+            if 0 <= size - (offset + abs(height) * ((width * bpp + 31) // 32 * 4)) <= 4]
+    return fits[0] if len(fits) == 1 else None
 
 
 def parse_png(data: bytes, start: int) -> Found | None:
