@@ -47,11 +47,10 @@ RUN_LENGTHS = (32, 64, 128)
 TOLERANCE = 16
 # the settings `--tune` tries (every combination; the others keep their defaults)
 TUNING_GRID = {
-    "z": (3.0, 4.0),
-    "floor_bits": (6.0, 6.5, 7.0),
-    "merge_gap": (32, 64),
-    "min_score_bits": (0.0, 2.0, 3.0),
-    "spike_bits": (14.0, 15.0, 16.0, 17.0),
+    "z": (4.0, 5.0, 6.0),
+    "floor_bits": (6.5, 7.0, 7.5, 8.0),
+    "min_score_bits": (0.0, 2.0, 3.0, 4.0),
+    "spike_bits": (15.0, 16.0, 17.0, 18.0),
     "spikes_per_kb": (0.5, 1.0, 2.0),
 }
 TUNING_MARGIN = 0.02

@@ -8,7 +8,7 @@ turns that into a sustained level: a median, unlike a mean, ignores the few shar
 real content has (an edge in an image, the first letter of a name) and keeps the edges of a
 damaged run where they are. A byte is flagged where that level stands far above the file's own
 baseline (its median, plus `z` times the spread measured as a scaled median absolute deviation,
-kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (6.5 bits, near
+kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (7 bits, near
 the 8 a uniform guess costs: content like the file's own rarely costs that much). The
 first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
 runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped, as are
@@ -17,7 +17,7 @@ those whose score (below) is under `min_score_bits`.
 Spikes follow a second rule. Content the model can predict, spliced in where it does not
 belong (a slice of a flat picture inside a text), costs little byte by byte: the rolling median
 never sees it. What the model cannot predict is the seam: the first byte of the foreign content
-and the first byte after it each cost `spike_bits` (16: a chance under 1 in 65,000) or more.
+and the first byte after it each cost `spike_bits` (17: a chance under 1 in 130,000) or more.
 Such spikes are regions, those within `spike_merge_gap` bytes of each other joined (so an
 insertion's two seams make one region that spans it), but only in a file where they are rare:
 a file with more than `spikes_per_kb` per 1,000 bytes (at least 2) is noisy throughout, and its
@@ -61,7 +61,7 @@ class AnomalySettings:
     # bytes in the rolling median; a run must cover about half of it to show
     window: int = 6
     # robust standard deviations above the baseline...
-    z: float = 4.0
+    z: float = 6.0
     # ...but at least min_excess_bits and at most max_excess_bits above it: a file of one flat
     # colour has no spread at all, and a file of two very different halves has a huge one
     min_excess_bits: float = 2.0
@@ -71,16 +71,16 @@ class AnomalySettings:
     warmup: int = 8
     # and at least this many bits per byte (8 is a uniform guess over the 256 byte values): a
     # byte costing less is not worth a region, whatever the file's baseline
-    floor_bits: float = 6.5
+    floor_bits: float = 7.0
     # flagged runs at most this many bytes apart are one region: damage disturbs the model for
     # a while after it ends (the next image row is predicted from the damaged one), and those
     # echoes belong to the damage's own region
     merge_gap: int = 64
     min_length: int = 16
     # a run region must cost at least this much more per byte than the file's baseline
-    min_score_bits: float = 0.0
+    min_score_bits: float = 2.0
     # a byte costing this many bits is a spike...
-    spike_bits: float = 16.0
+    spike_bits: float = 17.0
     # ...spikes this close are one region...
     spike_merge_gap: int = 160
     # ...and a file with more spikes than this per 1,000 bytes (at least _MIN_SPIKE_BUDGET) gets none
