@@ -19,7 +19,7 @@ use `--seed 0`, which tuning never sees.
 
     python benchmarks/anomalies.py --files 20 --seed 1 --threads 2 --cache runs/anom/seed1.npz --tune
 
-    nice -n 10 python benchmarks/anomalies.py --threads 1 --json benchmarks/results/anomalies.json \
+    python benchmarks/anomalies.py --files 20 --seed 0 --threads 2 --json benchmarks/results/anomalies.json \
         --md benchmarks/results/anomalies.md
 """
 
