@@ -12,7 +12,10 @@ kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits
 the 8 a uniform guess costs: content like the file's own rarely costs that much). The
 first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
 runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped, as are
-those whose score (below) is under `min_score_bits`.
+those whose score (below) is under `min_score_bits`, and those whose level never rises
+`outlier_margin_bits` above the `outlier_quantile` (95th percentile) of the levels in the rest
+of the file: a file whose surprising parts are widespread (a photographic texture among flat
+drawings, a noisy sound) has them everywhere, and a region must stand out even from those.
 
 Spikes follow a second rule. Content the model can predict, spliced in where it does not
 belong (a slice of a flat picture inside a text), costs little byte by byte: the rolling median
@@ -77,8 +80,11 @@ class AnomalySettings:
     # echoes belong to the damage's own region
     merge_gap: int = 64
     min_length: int = 16
-    # a run region must cost at least this much more per byte than the file's baseline
+    # a run region must cost at least this much more per byte than the file's baseline...
     min_score_bits: float = 2.0
+    # ...and peak this far above the outlier_quantile of the levels in the rest of the file
+    outlier_quantile: float = 0.95
+    outlier_margin_bits: float = 2.0
     # a byte costing this many bits is a spike...
     spike_bits: float = 17.0
     # ...spikes this close are one region...
@@ -101,8 +107,10 @@ class AnomalySettings:
                 raise OmniByteError(f"{name} must be a non-negative integer, got {value!r}")
         if self.max_excess_bits < self.min_excess_bits:
             raise OmniByteError("max_excess_bits must be at least min_excess_bits")
+        if not isinstance(self.outlier_quantile, (int, float)) or not 0 <= self.outlier_quantile <= 1:
+            raise OmniByteError(f"outlier_quantile must be between 0 and 1, got {self.outlier_quantile!r}")
         for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits", "min_score_bits",
-                     "spike_bits", "spikes_per_kb"):
+                     "spike_bits", "spikes_per_kb", "outlier_margin_bits"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
@@ -190,7 +198,8 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     threshold = max(baseline + excess, settings.floor_bits)
     score = lambda start, end: float(surprisal[start:end].mean()) - baseline  # noqa: E731
     spans = [(start, end) for start, end in _merged(_runs(level > threshold), settings.merge_gap)
-             if end - start >= settings.min_length and score(start, end) >= settings.min_score_bits]
+             if end - start >= settings.min_length and score(start, end) >= settings.min_score_bits
+             and _stands_out(level, start, end, settings)]
     header_end = min(max(0, int(header_size)), surprisal.size)
     # spikes: outside the warm-up and the header (whose bytes the header rule judges)
     spikes = (surprisal >= settings.spike_bits) & ~in_warmup
@@ -202,6 +211,14 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
         spans = _without_overlaps(spans, damaged)
     regions = [AnomalyRegion(start, end, score(start, end)) for start, end in spans]
     return AnomalyReport(surprisal, level, baseline, threshold, regions)
+
+
+def _stands_out(level: np.ndarray, start: int, end: int, settings: AnomalySettings) -> bool:
+    """Whether the region's peak level clears the rest of the file's outlier_quantile by the margin."""
+    rest = np.concatenate([level[:start], level[end:]])
+    if rest.size == 0:
+        return True
+    return level[start:end].max() > float(np.quantile(rest, settings.outlier_quantile)) + settings.outlier_margin_bits
 
 
 def _without_overlaps(kept: list[tuple[int, int]], more: list[tuple[int, int]]) -> list[tuple[int, int]]:

@@ -72,6 +72,21 @@ def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():
     assert [(r.start, r.end) for r in find_regions(surprisal, header_size=54).regions] == [(30, 31)]
 
 
+def test_surprises_spread_through_a_file_are_its_normal_but_one_standing_out_is_not():
+    surprisal = typical_surprisal(4000)
+    for start in range(200, 4000, 400):  # ten 40-byte passages the model finds hard, all alike
+        surprisal[start:start + 40] = 10.0
+    assert find_regions(surprisal).regions == []
+    surprisal[2350:2414] = 14.0  # one that stands out even from them
+    [region] = find_regions(surprisal).regions
+    assert abs(region.start - 2350) <= 2 and abs(region.end - 2414) <= 2
+    # and a damaged run that is a large share of a short file still stands out from the rest
+    short = typical_surprisal(400)
+    short[100:180] = 11.0
+    [region] = find_regions(short).regions
+    assert abs(region.start - 100) <= 2 and abs(region.end - 180) <= 2
+
+
 def test_native_header_sizes():
     from omnibyte.anomaly import native_header_size
     from omnibyte.codecs import audio_to_wav, frames_to_y4m, pixels_to_bmp
@@ -127,6 +142,8 @@ def test_bad_settings_and_arrays_are_refused():
         AnomalySettings(min_excess_bits=5, max_excess_bits=1)
     with pytest.raises(OmniByteError, match="spike_merge_gap"):
         AnomalySettings(spike_merge_gap=-1)
+    with pytest.raises(OmniByteError, match="outlier_quantile"):
+        AnomalySettings(outlier_quantile=1.5)
     with pytest.raises(OmniByteError, match="spike_bits"):
         AnomalySettings(spike_bits=float("nan"))
     with pytest.raises(OmniByteError, match="one-dimensional"):
