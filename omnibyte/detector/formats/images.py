@@ -14,6 +14,7 @@ from .base import (
 
 
 _BMP_DIB_SIZES = {12, 40, 52, 56, 64, 108, 124}
+_BMP_DEPTHS = (1, 4, 8, 16, 24, 32)  # bits per pixel
 
 
 def parse_bmp(data: bytes, start: int) -> Found | None:
@@ -32,7 +33,7 @@ def parse_bmp(data: bytes, start: int) -> Found | None:
     checks = {
         "info-header size": dib in _BMP_DIB_SIZES,
         "planes": planes == 1,
-        "bits per pixel": bpp in (1, 4, 8, 16, 24, 32),
+        "bits per pixel": bpp in _BMP_DEPTHS,
         "width": 0 < w <= 1 << 16,
         "height": 0 < abs(h) <= 1 << 16,
         "compression": compression in (0, 1, 2, 3, 4, 5, 6),
@@ -45,7 +46,7 @@ def parse_bmp(data: bytes, start: int) -> Found | None:
         # a damaged depth, as a model's generated header can have: the file-size field may still
         # say which depth the pixels that follow were laid out with
         bpp = _bmp_depth_from_size(w, h, offset, size) or bpp
-        checks["bits per pixel"] = bpp in (1, 4, 8, 16, 24, 32)
+        checks["bits per pixel"] = bpp in _BMP_DEPTHS
     if not (checks["width"] and checks["height"] and checks["bits per pixel"]):
         return None  # without the layout there is no way to tell where it ends
     for name in failed:
@@ -68,7 +69,7 @@ def parse_bmp(data: bytes, start: int) -> Found | None:
 
 def _bmp_depth_from_size(width: int, height: int, offset: int, size: int) -> int | None:
     """The one uncompressed depth whose rows fill the file-size field after the offset, if any."""
-    fits = [bpp for bpp in (1, 4, 8, 16, 24, 32)
+    fits = [bpp for bpp in _BMP_DEPTHS
             if 0 <= size - (offset + abs(height) * ((width * bpp + 31) // 32 * 4)) <= 4]
     return fits[0] if len(fits) == 1 else None
 
