@@ -20,11 +20,14 @@ drawings, a noisy sound) has them everywhere, and a region must stand out even f
 Spikes follow a second rule. Content the model can predict, spliced in where it does not
 belong (a slice of a flat picture inside a text), costs little byte by byte: the rolling median
 never sees it. What the model cannot predict is the seam: the first byte of the foreign content
-and the first byte after it each cost `spike_bits` (17: a chance under 1 in 130,000) or more.
-Such spikes are regions, those within `spike_merge_gap` bytes of each other joined (so an
-insertion's two seams make one region that spans it), but only in a file where they are rare:
-a file with more than `spikes_per_kb` per 1,000 bytes (at least 2) is noisy throughout, and its
-spikes say nothing.
+and the first byte after it. A byte is a spike when it costs `spike_bits` (17: a chance under 1
+in 130,000) or more, or when it costs `spike_floor_bits` (8) or more and stands
+`spike_margin_bits` (4) above every byte of the file farther than `spike_merge_gap` from it: the
+one place this file is far more surprised than anywhere else, which is what a seam in
+well-predicted content looks like even at 12 bits. Spikes within `spike_merge_gap` bytes of each
+other are one region (so an insertion's two seams make one region that spans it), but only in a
+file where spikes are rare: a file with more than `spikes_per_kb` per 1,000 bytes (at least 2) is
+noisy throughout, and its spikes say nothing.
 
 Headers follow a third rule. A native file's header (BMP 54 bytes, WAV 44, the Y4M header
 line) is all but fixed, and the trained model predicts each of its bytes to within about a bit,
@@ -87,6 +90,10 @@ class AnomalySettings:
     outlier_margin_bits: float = 2.0
     # a byte costing this many bits is a spike...
     spike_bits: float = 17.0
+    # ...as is one costing spike_floor_bits that stands spike_margin_bits above every byte farther
+    # than spike_merge_gap from it...
+    spike_floor_bits: float = 8.0
+    spike_margin_bits: float = 4.0
     # ...spikes this close are one region...
     spike_merge_gap: int = 160
     # ...and a file with more spikes than this per 1,000 bytes (at least _MIN_SPIKE_BUDGET) gets none
@@ -110,7 +117,8 @@ class AnomalySettings:
         if not isinstance(self.outlier_quantile, (int, float)) or not 0 <= self.outlier_quantile <= 1:
             raise OmniByteError(f"outlier_quantile must be between 0 and 1, got {self.outlier_quantile!r}")
         for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits", "min_score_bits",
-                     "spike_bits", "spikes_per_kb", "outlier_margin_bits"):
+                     "spike_bits", "spikes_per_kb", "outlier_margin_bits", "spike_floor_bits",
+                     "spike_margin_bits"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
@@ -202,15 +210,37 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
              and _stands_out(level, start, end, settings)]
     header_end = min(max(0, int(header_size)), surprisal.size)
     # spikes: outside the warm-up and the header (whose bytes the header rule judges)
-    spikes = (surprisal >= settings.spike_bits) & ~in_warmup
-    spikes[:header_end] = False
-    if spikes.sum() <= max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000):
+    eligible = ~in_warmup
+    eligible[:header_end] = False
+    spikes = _spikes(surprisal, eligible, settings)
+    # the budget counts the bytes at spike_bits: a byte standing out is one place, however many bits it costs
+    if (spikes & (surprisal >= settings.spike_bits)).sum() <= max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000):
         spans = _without_overlaps(spans, _merged(_runs(spikes), settings.spike_merge_gap))
     if header_end:
         damaged = _merged(_runs(surprisal[:header_end] >= settings.header_spike_bits), settings.window)
         spans = _without_overlaps(spans, damaged)
     regions = [AnomalyRegion(start, end, score(start, end)) for start, end in spans]
     return AnomalyReport(surprisal, level, baseline, threshold, regions)
+
+
+def _spikes(surprisal: np.ndarray, eligible: np.ndarray, settings: AnomalySettings) -> np.ndarray:
+    """Which bytes are spikes: eligible, and costing spike_bits, or costing spike_floor_bits and
+    spike_margin_bits above every eligible byte farther than spike_merge_gap from them."""
+    gap = settings.spike_merge_gap
+    values = np.where(eligible, surprisal, -np.inf)
+    # the highest eligible byte outside [i - gap, i + gap], from running maxima from either end
+    from_left = np.maximum.accumulate(values)
+    from_right = np.maximum.accumulate(values[::-1])[::-1]
+    index = np.arange(values.size)
+    left = np.where(index > gap, from_left[np.maximum(index - gap - 1, 0)], -np.inf)
+    right = np.where(index + gap + 1 < values.size, from_right[np.minimum(index + gap + 1, values.size - 1)], -np.inf)
+    farther = np.maximum(left, right)
+    # standing out needs a file to stand out from: at least half its eligible bytes lie farther away
+    counted = np.concatenate([[0], np.cumsum(eligible)])
+    near = counted[np.minimum(index + gap + 1, values.size)] - counted[np.maximum(index - gap, 0)]
+    stands_out = ((surprisal >= settings.spike_floor_bits) & (surprisal >= farther + settings.spike_margin_bits)
+                  & (counted[-1] - near >= near))
+    return eligible & ((surprisal >= settings.spike_bits) | stands_out)
 
 
 def _stands_out(level: np.ndarray, start: int, end: int, settings: AnomalySettings) -> bool:

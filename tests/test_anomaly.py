@@ -38,6 +38,7 @@ def test_an_injected_run_is_found_where_it_was_put():
 def test_one_surprising_byte_in_a_native_header_is_a_region_and_elsewhere_is_not():
     surprisal = np.abs(np.random.default_rng(2).normal(0.3, 0.1, 3126))
     surprisal[54:] += 3.0  # pixels cost more than the all-but-fixed header
+    surprisal[600::500] = 12.0  # and some are hard (so 14 bits does not stand out from them)
     surprisal[[20, 22, 900]] = 14.0  # two flipped bits in the header, one odd pixel
     assert find_regions(surprisal).regions == []  # no header: single bytes never count
     [region] = find_regions(surprisal, header_size=54).regions
@@ -57,6 +58,20 @@ def test_the_two_seams_of_an_insertion_make_one_region():
     # far apart, they are two regions
     surprisal[2064], surprisal[2400] = 3.0, 18.0
     assert [(r.start, r.end) for r in find_regions(surprisal).regions] == [(2000, 2001), (2400, 2401)]
+
+
+def test_seams_below_spike_bits_count_where_they_stand_far_above_the_rest_of_the_file():
+    rng = np.random.default_rng(5)
+    calm = np.abs(rng.normal(1.0, 0.5, 3000)).clip(max=7.0)  # a file the model reads easily, never above 7 bits
+    calm[[1200, 1264]] = [12.0, 11.5]  # an insertion's seams: well under spike_bits, far above everything else
+    [region] = find_regions(calm).regions
+    assert (region.start, region.end) == (1200, 1265)
+    # the same seams in a file whose own bytes reach 9.5 bits stand only 2.5 bits clear: not enough
+    calm[300] = 9.5
+    assert find_regions(calm).regions == []
+    # noise throughout (random bytes) is one long cluster of candidates: nothing stands out from it
+    noise = rng.uniform(6.0, 13.0, 2000)
+    assert find_regions(noise).regions == []
 
 
 def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():
@@ -146,6 +161,8 @@ def test_bad_settings_and_arrays_are_refused():
         AnomalySettings(outlier_quantile=1.5)
     with pytest.raises(OmniByteError, match="spike_bits"):
         AnomalySettings(spike_bits=float("nan"))
+    with pytest.raises(OmniByteError, match="spike_margin_bits"):
+        AnomalySettings(spike_margin_bits=-1.0)
     with pytest.raises(OmniByteError, match="one-dimensional"):
         find_regions(np.zeros((2, 2)))
     with pytest.raises(OmniByteError, match="finite"):
