@@ -26,8 +26,9 @@ in 130,000) or more, or when it costs `spike_floor_bits` (8) or more and stands
 one place this file is far more surprised than anywhere else, which is what a seam in
 well-predicted content looks like even at 12 bits. Spikes within `spike_merge_gap` bytes of each
 other are one region (so an insertion's two seams make one region that spans it), but only in a
-file where spikes are rare: a file with more than `spikes_per_kb` per 1,000 bytes (at least 2) is
-noisy throughout, and its spikes say nothing.
+file where 17-bit bytes are rare: a file with more than `spikes_per_kb` of them per 1,000 bytes
+(at least 2) is noisy throughout, and its spikes say nothing. (A byte that stands out is one
+place by construction, so it does not count towards that budget.)
 
 Headers follow a third rule. A native file's header (BMP 54 bytes, WAV 44, the Y4M header
 line) is all but fixed, and the trained model predicts each of its bytes to within about a bit,
@@ -96,7 +97,7 @@ class AnomalySettings:
     spike_margin_bits: float = 4.0
     # ...spikes this close are one region...
     spike_merge_gap: int = 160
-    # ...and a file with more spikes than this per 1,000 bytes (at least _MIN_SPIKE_BUDGET) gets none
+    # ...and a file with more bytes at spike_bits than this per 1,000 (at least _MIN_SPIKE_BUDGET) gets none
     spikes_per_kb: float = 1.0
     # inside a native header, a byte costing this many bits is a region on its own
     header_spike_bits: float = 6.0
@@ -214,7 +215,8 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     eligible[:header_end] = False
     spikes = _spikes(surprisal, eligible, settings)
     # the budget counts the bytes at spike_bits: a byte standing out is one place, however many bits it costs
-    if (spikes & (surprisal >= settings.spike_bits)).sum() <= max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000):
+    budget = max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000)
+    if (spikes & (surprisal >= settings.spike_bits)).sum() <= budget:
         spans = _without_overlaps(spans, _merged(_runs(spikes), settings.spike_merge_gap))
     if header_end:
         damaged = _merged(_runs(surprisal[:header_end] >= settings.header_spike_bits), settings.window)
