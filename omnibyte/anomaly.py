@@ -8,12 +8,12 @@ turns that into a sustained level: a median, unlike a mean, ignores the few shar
 real content has (an edge in an image, the first letter of a name) and keeps the edges of a
 damaged run where they are. A byte is flagged where that level stands far above the file's own
 baseline (its median, plus `z` times the spread measured as a scaled median absolute deviation,
-kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (7 bits, near
+kept between `min_excess_bits` and `max_excess_bits`) and also above `floor_bits` (7.5 bits, near
 the 8 a uniform guess costs: content like the file's own rarely costs that much). The
 first `warmup` bytes after the context starts are never flagged (nothing predicts them). Flagged
 runs closer than `merge_gap` are merged, and runs shorter than `min_length` dropped, as are
 those whose score (below) is under `min_score_bits`, and those whose level never rises
-`outlier_margin_bits` above the `outlier_quantile` (95th percentile) of the levels in the rest
+`outlier_margin_bits` above the `outlier_quantile` (90th percentile) of the levels in the rest
 of the file: a file whose surprising parts are widespread (a photographic texture among flat
 drawings, a noisy sound) has them everywhere, and a region must stand out even from those.
 
@@ -21,10 +21,10 @@ Spikes follow a second rule. Content the model can predict, spliced in where it 
 belong (a slice of a flat picture inside a text), costs little byte by byte: the rolling median
 never sees it. What the model cannot predict is the seam: the first byte of the foreign content
 and the first byte after it. A byte is a spike when it costs `spike_bits` (17: a chance under 1
-in 130,000) or more, or when it costs `spike_floor_bits` (8) or more and stands
-`spike_margin_bits` (4) above every byte of the file farther than `spike_merge_gap` from it: the
+in 130,000) or more, or when it costs `spike_floor_bits` (12) or more and stands
+`spike_margin_bits` (2) above every byte of the file farther than `spike_merge_gap` from it: the
 one place this file is far more surprised than anywhere else, which is what a seam in
-well-predicted content looks like even at 12 bits. Spikes within `spike_merge_gap` bytes of each
+well-predicted content looks like, even under 17 bits. Spikes within `spike_merge_gap` bytes of each
 other are one region (so an insertion's two seams make one region that spans it), but only in a
 file where 17-bit bytes are rare: a file with more than `spikes_per_kb` of them per 1,000 bytes
 (at least 2) is noisy throughout, and its spikes say nothing. (A byte that stands out is one
@@ -78,7 +78,7 @@ class AnomalySettings:
     warmup: int = 8
     # and at least this many bits per byte (8 is a uniform guess over the 256 byte values): a
     # byte costing less is not worth a region, whatever the file's baseline
-    floor_bits: float = 7.0
+    floor_bits: float = 7.5
     # flagged runs at most this many bytes apart are one region: damage disturbs the model for
     # a while after it ends (the next image row is predicted from the damaged one), and those
     # echoes belong to the damage's own region
@@ -87,18 +87,18 @@ class AnomalySettings:
     # a run region must cost at least this much more per byte than the file's baseline...
     min_score_bits: float = 2.0
     # ...and peak this far above the outlier_quantile of the levels in the rest of the file
-    outlier_quantile: float = 0.95
-    outlier_margin_bits: float = 2.0
+    outlier_quantile: float = 0.9
+    outlier_margin_bits: float = 3.0
     # a byte costing this many bits is a spike...
     spike_bits: float = 17.0
     # ...as is one costing spike_floor_bits that stands spike_margin_bits above every byte farther
     # than spike_merge_gap from it...
-    spike_floor_bits: float = 8.0
-    spike_margin_bits: float = 4.0
+    spike_floor_bits: float = 12.0
+    spike_margin_bits: float = 2.0
     # ...spikes this close are one region...
     spike_merge_gap: int = 160
     # ...and a file with more bytes at spike_bits than this per 1,000 (at least _MIN_SPIKE_BUDGET) gets none
-    spikes_per_kb: float = 1.0
+    spikes_per_kb: float = 2.0
     # inside a native header, a byte costing this many bits is a region on its own
     header_spike_bits: float = 6.0
 

@@ -38,7 +38,7 @@ def test_an_injected_run_is_found_where_it_was_put():
 def test_one_surprising_byte_in_a_native_header_is_a_region_and_elsewhere_is_not():
     surprisal = np.abs(np.random.default_rng(2).normal(0.3, 0.1, 3126))
     surprisal[54:] += 3.0  # pixels cost more than the all-but-fixed header
-    surprisal[600::500] = 12.0  # and some are hard (so 14 bits does not stand out from them)
+    surprisal[600::500] = 13.0  # and some are hard (so 14 bits does not stand out from them)
     surprisal[[20, 22, 900]] = 14.0  # two flipped bits in the header, one odd pixel
     assert find_regions(surprisal).regions == []  # no header: single bytes never count
     [region] = find_regions(surprisal, header_size=54).regions
@@ -61,17 +61,20 @@ def test_the_two_seams_of_an_insertion_make_one_region():
 
 
 def test_seams_below_spike_bits_count_where_they_stand_far_above_the_rest_of_the_file():
+    settings = AnomalySettings()
+    seam = settings.spike_floor_bits + 1.0  # well under spike_bits
+    assert seam + 0.5 < settings.spike_bits
     rng = np.random.default_rng(5)
     calm = np.abs(rng.normal(1.0, 0.5, 3000)).clip(max=7.0)  # a file the model reads easily, never above 7 bits
-    calm[[1200, 1264]] = [12.0, 11.5]  # an insertion's seams: well under spike_bits, far above everything else
-    [region] = find_regions(calm).regions
+    calm[[1200, 1264]] = [seam + 0.5, seam]  # an insertion's seams, far above everything else
+    [region] = find_regions(calm, settings).regions
     assert (region.start, region.end) == (1200, 1265)
-    # the same seams in a file whose own bytes reach 9.5 bits stand only 2.5 bits clear: not enough
-    calm[300] = 9.5
-    assert find_regions(calm).regions == []
+    # the same seams in a file with one byte of its own nearly as surprising do not stand out
+    calm[300] = seam + 0.5 - settings.spike_margin_bits + 0.25
+    assert find_regions(calm, settings).regions == []
     # noise throughout (random bytes) is one long cluster of candidates: nothing stands out from it
-    noise = rng.uniform(6.0, 13.0, 2000)
-    assert find_regions(noise).regions == []
+    noise = rng.uniform(6.0, settings.spike_bits - 0.5, 2000)
+    assert find_regions(noise, settings).regions == []
 
 
 def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():
@@ -89,12 +92,12 @@ def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():
 
 def test_surprises_spread_through_a_file_are_its_normal_but_one_standing_out_is_not():
     surprisal = typical_surprisal(4000)
-    for start in range(200, 4000, 400):  # ten 40-byte passages the model finds hard, all alike
+    for start in range(200, 4000, 250):  # 40-byte passages the model finds hard, all alike, 15% of the file
         surprisal[start:start + 40] = 10.0
     assert find_regions(surprisal).regions == []
-    surprisal[2350:2414] = 14.0  # one that stands out even from them
+    surprisal[2310:2374] = 14.0  # one that stands out even from them (and more than merge_gap from them)
     [region] = find_regions(surprisal).regions
-    assert abs(region.start - 2350) <= 2 and abs(region.end - 2414) <= 2
+    assert abs(region.start - 2310) <= 2 and abs(region.end - 2374) <= 2
     # and a damaged run that is a large share of a short file still stands out from the rest
     short = typical_surprisal(400)
     short[100:180] = 11.0
