@@ -15,6 +15,8 @@ from .base import (
 
 _BMP_DIB_SIZES = {12, 40, 52, 56, 64, 108, 124}
 _BMP_DEPTHS = (1, 4, 8, 16, 24, 32)  # bits per pixel
+# writers may pad the file a few bytes past its last row, and count them in the file-size field
+_BMP_SIZE_SLACK = 4
 
 
 def parse_bmp(data: bytes, start: int) -> Found | None:
@@ -56,21 +58,25 @@ def parse_bmp(data: bytes, start: int) -> Found | None:
     if not (header_end <= offset <= header_end + palette + 1024):
         r.damage(f"pixel offset {offset} implausible", BAD_FIELD)
         offset = header_end + min(palette, 1024)
-    rows = abs(h) * ((w * bpp + 31) // 32 * 4)
-    computed = offset + rows
+    computed = offset + _bmp_pixel_bytes(w, h, bpp)
     if compression in (1, 2, 4, 5):  # compressed pixels: only the size fields know
         computed = size if offset < size <= 1 << 28 else computed
-    if size != computed and not (0 <= size - computed <= 4):
+    if not 0 <= size - computed <= _BMP_SIZE_SLACK:
         r.damage(f"file-size field {size} disagrees with the {computed} bytes the header implies", BAD_SIZE)
     # pixel rows are raw bytes: nothing in them can confirm the extent, so only the header is solid
     return r.found("bmp", Modality.IMAGE, start, start + computed, start + min(offset, computed), n,
                    strong=not bad_magic and not failed)
 
 
+def _bmp_pixel_bytes(width: int, height: int, bpp: int) -> int:
+    """The uncompressed pixel array: each row padded to a multiple of 4 bytes."""
+    return abs(height) * ((width * bpp + 31) // 32 * 4)
+
+
 def _bmp_depth_from_size(width: int, height: int, offset: int, size: int) -> int | None:
     """The one uncompressed depth whose rows fill the file-size field after the offset, if any."""
     fits = [bpp for bpp in _BMP_DEPTHS
-            if 0 <= size - (offset + abs(height) * ((width * bpp + 31) // 32 * 4)) <= 4]
+            if 0 <= size - (offset + _bmp_pixel_bytes(width, height, bpp)) <= _BMP_SIZE_SLACK]
     return fits[0] if len(fits) == 1 else None
 
 
