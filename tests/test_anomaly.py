@@ -72,7 +72,7 @@ def test_seams_below_spike_bits_count_where_they_stand_far_above_the_rest_of_the
     # the same seams in a file with one byte of its own nearly as surprising do not stand out
     calm[300] = seam + 0.5 - settings.spike_margin_bits + 0.25
     assert find_regions(calm, settings).regions == []
-    # noise throughout (random bytes) is one long cluster of candidates: nothing stands out from it
+    # noise throughout (random bytes): every byte has rivals farther away, so none stands out
     noise = rng.uniform(6.0, settings.spike_bits - 0.5, 2000)
     assert find_regions(noise, settings).regions == []
 
