@@ -33,6 +33,8 @@ log = logging.getLogger("omnibyte.app")
 MAX_BYTES = 16_384  # the most one generation writes: about a minute on a 2-core CPU
 DEFAULT_BYTES = 512  # for text, which has no natural end
 TIME_LIMIT_S = 120  # a generation still running after this stops and shows what it has
+MAX_GUIDANCE = 8.0
+DEFAULT_GUIDANCE = 1.0
 CONCURRENT_GENERATIONS = 2  # Spaces' free CPU has 2 cores; more would only slow every user down
 QUEUE_SIZE = 32  # further users are told the queue is full
 AUDIO_FIRST_UPDATE = 2_000  # samples (0.25 s) before the live player appears
@@ -96,14 +98,16 @@ def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | 
                         ask_for=ask_for)
 
 
-def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end=True) -> SamplingParams:
+def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end=True, guidance=1.0,
+                         valid_utf8=False) -> SamplingParams:
     """The sampling parameters, checked: absurd values are refused with a message, never clamped."""
     try:
-        numbers = [float(max_bytes), float(temperature), float(top_k), float(top_p), float(seed)]
+        numbers = [float(max_bytes), float(temperature), float(top_k), float(top_p), float(seed), float(guidance)]
     except (TypeError, ValueError):
         raise OmniByteError(f"the sampling parameters must be numbers, got max bytes {max_bytes!r}, temperature "
-                            f"{temperature!r}, top-k {top_k!r}, top-p {top_p!r}, seed {seed!r}") from None
-    max_bytes, temperature, top_k, top_p, seed = numbers
+                            f"{temperature!r}, top-k {top_k!r}, top-p {top_p!r}, seed {seed!r}, "
+                            f"guidance {guidance!r}") from None
+    max_bytes, temperature, top_k, top_p, seed, guidance = numbers
     if not 1 <= max_bytes <= MAX_BYTES or not max_bytes.is_integer():
         raise OmniByteError(f"max bytes must be a whole number from 1 to {MAX_BYTES:,}, got {max_bytes:g}")
     if top_k < 0 or not top_k.is_integer():
@@ -112,9 +116,12 @@ def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end
         raise OmniByteError(f"top-p must be above 0 and at most 1, got {top_p:g}")
     if not seed.is_integer():
         raise OmniByteError(f"the seed must be a whole number (-1 for random), got {seed:g}")
+    if not 1 <= guidance <= MAX_GUIDANCE:
+        raise OmniByteError(f"caption guidance must be from 1 (off) to {MAX_GUIDANCE:g}, got {guidance:g}")
     return SamplingParams(max_new_bytes=int(max_bytes), temperature=temperature, top_k=int(top_k) or None,
                           top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else int(seed),
-                          stop_at_doc_end=bool(stop_at_end), chunk_size=16)
+                          stop_at_doc_end=bool(stop_at_end), chunk_size=16, guidance_scale=guidance,
+                          valid_utf8=bool(valid_utf8))
 
 
 def describe_prompt(upload, raw, share, text, ask, described):
@@ -156,12 +163,13 @@ def save_output(data: bytes, filename: str) -> str:
 _EXTENSIONS = {"utf-8": "txt", "ascii": "txt", "bmp": "bmp", "wav": "wav", "y4m": "y4m", "png": "png", "gif": "gif"}
 
 
-def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed, stop_at_end):
+def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed, stop_at_end,
+                   guidance=1.0, valid_utf8=True):
     """Generate live, then analyse: yields updates for progress, the three live views, the byte map,
     the surprisal plot, the segment cards and the download."""
     try:
         prompt = prompt_from_inputs(upload, raw, share, text, ask)
-        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end)
+        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8)
     except OmniByteError as exc:
         raise gr.Error(str(exc)) from None
     shown_kind = None
@@ -300,6 +308,14 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
                                      elem_id="seed")
                     stop_at_end = gr.Checkbox(value=True, label="Stop where the model ends the document",
                                               elem_id="stop-at-end")
+                    guidance = gr.Slider(1, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5,
+                                         label="Caption guidance (1 = off)",
+                                         info="Follow a caption more closely: the model also reads the last part "
+                                              "alone, and the difference is amplified. Twice the work per byte.",
+                                         elem_id="guidance")
+                    valid_utf8 = gr.Checkbox(value=True, label="Keep generated text valid UTF-8",
+                                             info="Inside text parts, sample only bytes that keep the text decodable.",
+                                             elem_id="valid-utf8")
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -334,7 +350,8 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
         for trigger in (upload.change, raw.change, share.release, ask.change, text.change):
             trigger(describe_prompt, [*prompt_inputs, described], description_outputs, show_progress="hidden")
         run_event = generate_button.click(
-            run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end],
+            run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance,
+                             valid_utf8],
             [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
             concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
             api_name="generate", show_progress="minimal")

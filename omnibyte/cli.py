@@ -58,6 +58,17 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _mix_part(text: str) -> tuple[Path, float]:
+    """DIR:SHARE for train --mix: a corpus folder and the share of windows it gets."""
+    folder, sep, share = text.rpartition(":")
+    if not sep or not folder:
+        raise argparse.ArgumentTypeError(f"expected DIR:SHARE (a corpus folder and a share such as 0.5), got {text!r}")
+    value = _float(share)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"the share in {text!r} must lie strictly between 0 and 1")
+    return Path(folder), value
+
+
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--model", metavar="DIR", type=Path,
@@ -88,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--top-k", type=_positive_int, default=None)
     gen.add_argument("--top-p", type=_float, default=None)
     gen.add_argument("--seed", type=int, default=None, help="same seed, same output")
+    gen.add_argument("--guidance", type=_float, default=1.0,
+                     help="classifier-free guidance: follow the prompt's earlier parts (a caption) more closely "
+                          "than plain sampling; 1 = off (default), 3 is a good start; twice the work per byte")
+    gen.add_argument("--valid-utf8", action="store_true", help="keep generated text parts valid UTF-8")
     gen.add_argument("--samples", type=_positive_int, default=1, help="continuations sampled as one batch")
     gen.add_argument("--no-stop", action="store_true", help="keep going past a generated document end")
     gen.add_argument("--include-prompt", action="store_true", help="write the prompt bytes before the generated ones")
@@ -114,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-files", type=_positive_int, default=100, help="held-out files per modality to score")
     ev.add_argument("--seed", type=int, default=0)
     ev.add_argument("--top-p", type=_float, default=None, help="nucleus-truncate the samples (default: pure sampling)")
+    ev.add_argument("--guidance", type=_float, default=1.0,
+                    help="classifier-free guidance for the caption-conditioned samples (default 1 = off)")
+    ev.add_argument("--valid-utf8", action="store_true", help="keep sampled text to valid UTF-8 (a decoding constraint)")
     ev.add_argument("--skip-compression", action="store_true", help="only the samples, not the bits-per-byte table")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
 
@@ -135,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--compile", action="store_true", help="torch.compile the training step")
     tr.add_argument("--init", type=Path, metavar="DIR", help="start from this checkpoint's weights and config "
                     "(fine-tuning) instead of the preset's random ones")
+    tr.add_argument("--mix", type=_mix_part, action="append", default=[], metavar="DIR:SHARE",
+                    help="also draw this share of training windows from another corpus's train.tokens "
+                         "(repeatable; --corpus gets the rest and its held-out split is the one evaluated)")
+    tr.add_argument("--align-documents", action="store_true",
+                    help="start every training window at a document start, so captions stay in view")
     tr.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
     tr.add_argument("--threads", type=_thread_count, default=None)
     tr.add_argument("--quiet", action="store_true")
@@ -223,7 +246,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     params = SamplingParams(max_new_bytes=args.max_bytes, temperature=args.temperature, top_k=args.top_k,
                             top_p=args.top_p, seed=args.seed, stop_at_doc_end=not args.no_stop,
-                            num_samples=args.samples)
+                            num_samples=args.samples, guidance_scale=args.guidance, valid_utf8=args.valid_utf8)
     parts = _prompt_parts(args)
     prompt = document_tokens(parts)
     prompt_bytes = b"".join(data for _, data in parts)
@@ -401,9 +424,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not (args.corpus / "val").is_dir():
         raise OmniByteError(f"{args.corpus} has no held-out split (val/): build one with `corpus`")
     model = _load(args)
-    SamplingParams(top_p=args.top_p)  # its own check, before the long compression table rather than after
+    # their own checks, before the long compression table rather than after
+    SamplingParams(top_p=args.top_p, guidance_scale=args.guidance)
     report = evaluate(model, args.corpus, samples=args.samples, max_files=args.max_files, seed=args.seed,
-                      top_p=args.top_p, compression=not args.skip_compression)
+                      top_p=args.top_p, compression=not args.skip_compression, guidance_scale=args.guidance,
+                      valid_utf8=args.valid_utf8)
     print(format_report(report))
     if args.json:
         save_report(report, args.json)
@@ -423,7 +448,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                       batch_size=args.batch_size, max_steps=args.max_steps, lr=args.lr, min_lr=args.min_lr,
                       warmup_steps=args.warmup_steps, eval_interval=args.eval_interval,
                       eval_batches=args.eval_batches, seed=args.seed, compile=args.compile,
-                      max_minutes=args.max_minutes, init_from=str(args.init) if args.init else None)
+                      max_minutes=args.max_minutes, init_from=str(args.init) if args.init else None,
+                      mix=[(str(folder / "train.tokens"), share) for folder, share in args.mix],
+                      align_documents=args.align_documents)
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
     print(json.dumps(result), file=sys.stderr)
     return 0

@@ -129,17 +129,18 @@ def y4m_is_valid(data: bytes) -> bool:
 
 
 def _samples(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
-             batch: int = 16, top_p: float | None = None) -> list[tuple[bytes, str | None]]:
+             batch: int = 16, sampling: dict | None = None) -> list[tuple[bytes, str | None]]:
+    """`sampling`: extra SamplingParams fields (top_p, guidance_scale, valid_utf8)."""
     out = []
     for first in range(0, count, batch):
         n = min(batch, count - first)
-        params = SamplingParams(max_new_bytes=max_bytes, seed=seed + first, num_samples=n, top_p=top_p)
+        params = SamplingParams(max_new_bytes=max_bytes, seed=seed + first, num_samples=n, **(sampling or {}))
         out += [(r.data, r.stop_reason) for r in generate(model, prompt, params)]
     return out
 
 
 def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0,
-                    top_p: float | None = None) -> dict[str, dict]:
+                    sampling: dict | None = None) -> dict[str, dict]:
     checks = {
         Modality.IMAGE: lambda d, r: bmp_is_valid(d),
         Modality.AUDIO: lambda d, r: wav_is_valid(d),
@@ -149,7 +150,7 @@ def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0,
     result = {}
     for modality, check in checks.items():
         samples = _samples(model, document_tokens([(modality, b"")]), count, SAMPLE_BYTES[modality], seed,
-                           top_p=top_p)
+                           sampling=sampling)
         valid = sum(bool(check(data, reason)) for data, reason in samples)
         result[modality.value] = {"samples": len(samples), "valid": valid, "share": valid / len(samples)}
     return result
@@ -174,7 +175,7 @@ def dominant_hz(samples_uint8: np.ndarray) -> float:
 
 
 def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
-                   top_p: float | None = None) -> dict[str, Any]:
+                   sampling: dict | None = None) -> dict[str, Any]:
     """Images asked for each colour, tones asked for a few pitches: how often they comply."""
     names = list(COLOURS)
     hits, rows = 0, []
@@ -182,7 +183,7 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
         background = names[(index + 3) % len(names)]
         caption = shape_caption("circle", colour, background)
         prompt = document_tokens([(Modality.TEXT, caption.encode()), (Modality.IMAGE, b"")])
-        for data, _ in _samples(model, prompt, per_caption, BMP_BYTES, seed + index, top_p=top_p):
+        for data, _ in _samples(model, prompt, per_caption, BMP_BYTES, seed + index, sampling=sampling):
             # at least 5% of the picture in the asked colour: a shape of radius 7 covers 15%
             share = nearest_colour_share(decode_image(data).pixels, colour)
             hits += share >= 0.05
@@ -190,7 +191,7 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
     tone_hits, tone_rows = 0, []
     for index, hz in enumerate((262, 440, 660, 880)):
         prompt = document_tokens([(Modality.TEXT, f"a {hz} Hz sine tone".encode()), (Modality.AUDIO, b"")])
-        for data, _ in _samples(model, prompt, per_caption, WAV_BYTES, seed + 100 + index, top_p=top_p):
+        for data, _ in _samples(model, prompt, per_caption, WAV_BYTES, seed + 100 + index, sampling=sampling):
             found = dominant_hz(decode_audio(data).samples)
             tone_hits += abs(found - hz) <= 0.05 * hz
             tone_rows.append({"hz": hz, "found_hz": round(found, 1)})
@@ -200,14 +201,20 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
 
 
 def evaluate(model: BytePredictor, corpus_dir: str | Path, samples: int = 32, max_files: int | None = 100,
-             seed: int = 0, top_p: float | None = None, compression: bool = True) -> dict[str, Any]:
-    """The whole report. Samples are drawn at temperature 1, nucleus-truncated when `top_p` is set."""
+             seed: int = 0, top_p: float | None = None, compression: bool = True, guidance_scale: float = 1.0,
+             valid_utf8: bool = False) -> dict[str, Any]:
+    """The whole report. Samples are drawn at temperature 1, nucleus-truncated when `top_p` is set;
+    `guidance_scale` applies to the caption-conditioned ones (an unconditional prompt has no
+    earlier part to follow) and `valid_utf8` to text parts."""
     started = time.perf_counter()
+    sampling = {"top_p": top_p, "guidance_scale": guidance_scale, "valid_utf8": valid_utf8}
     report = {
         "compression": compression_table(model, Path(corpus_dir) / "val", max_files) if compression else {},
         "top_p": top_p,
-        "validity": sample_validity(model, samples, seed, top_p),
-        "captions": caption_checks(model, max(1, samples // 8), seed, top_p),
+        "guidance_scale": guidance_scale,
+        "valid_utf8": valid_utf8,
+        "validity": sample_validity(model, samples, seed, sampling),
+        "captions": caption_checks(model, max(1, samples // 8), seed, sampling),
     }
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -223,7 +230,9 @@ def format_report(report: dict[str, Any]) -> str:
             table.append(f"| {modality} | {row['files']} | {cell('model')} | {cell('gzip -9')} | {cell('xz -9')} | "
                          f"{cell('png')} | {cell('flac')} | {row['best_classical']} |")
         sections.append(table)
-    sampling = f"temperature 1, top-p {report['top_p']}" if report.get("top_p") else "temperature 1"
+    sampling = "temperature 1" + (f", top-p {report['top_p']}" if report.get("top_p") else "") \
+        + (f", guidance {report['guidance_scale']:g}" if report.get("guidance_scale", 1) != 1 else "") \
+        + (", text kept to valid UTF-8" if report.get("valid_utf8") else "")
     validity = [f"| unconditional samples ({sampling}) | valid |", "|---|---|"]
     for modality, row in report["validity"].items():
         validity.append(f"| {modality} | {row['valid']}/{row['samples']} ({row['share']:.0%}) |")

@@ -3,6 +3,7 @@ and `stream_generate`, a generator that yields new bytes in chunks as they are s
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -14,6 +15,7 @@ import torch
 from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .errors import OmniByteError
 from .model import BytePredictor
+from .utf8_guard import Utf8Guard
 from .vocab import BYTE_VALUES, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
 
 __all__ = [
@@ -24,6 +26,8 @@ __all__ = [
     "sample_next",
     "prefill",
     "decode_one",
+    "guidance_prompt",
+    "guided_logits",
     "stream_generate",
     "generate",
 ]
@@ -32,6 +36,7 @@ __all__ = [
 # tokens (and the caller's buffers) must stay bounded.
 MAX_NEW_BYTES_LIMIT = 1_000_000
 MAX_SAMPLES = 64
+MAX_GUIDANCE = 20.0
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,12 @@ class SamplingParams:
     chunk_size: int = 32
     # continuations sampled together as one batch
     num_samples: int = 1
+    # classifier-free guidance: next-token log-probabilities are pushed away from those given the
+    # prompt's last part alone, towards those given the whole prompt (its caption, say), by this
+    # factor; 1 = off (plain sampling), above 1 = follow the earlier parts more closely
+    guidance_scale: float = 1.0
+    # inside text parts, sample only bytes that keep the text valid UTF-8 (utf8_guard.py)
+    valid_utf8: bool = False
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -70,6 +81,11 @@ class SamplingParams:
             fail(f"chunk size must be a positive integer, got {self.chunk_size!r}")
         if not _is_int(self.num_samples) or not 1 <= self.num_samples <= MAX_SAMPLES:
             fail(f"number of samples must be an integer from 1 to {MAX_SAMPLES}, got {self.num_samples!r}")
+        if not isinstance(self.guidance_scale, (int, float)) or isinstance(self.guidance_scale, bool) \
+                or not math.isfinite(self.guidance_scale) or not 0 <= self.guidance_scale <= MAX_GUIDANCE:
+            fail(f"guidance scale must be a number from 0 to {MAX_GUIDANCE} (1 = off), got {self.guidance_scale!r}")
+        if not isinstance(self.valid_utf8, bool):
+            fail(f"valid_utf8 must be True or False, got {self.valid_utf8!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -156,6 +172,68 @@ def _to_host(logits: torch.Tensor) -> np.ndarray:
     return logits.float().cpu().numpy()
 
 
+def guidance_prompt(prompt: Sequence[int]) -> list[int] | None:
+    """The context classifier-free guidance contrasts with: the prompt's last part alone, as a
+    new document (DOC_START, its modality tag, its bytes). None when nothing comes before that
+    part, so there is nothing to follow more closely."""
+    tags = {int(t) for t in (ControlToken.TEXT, ControlToken.IMAGE, ControlToken.AUDIO, ControlToken.VIDEO)}
+    last = max((i for i, t in enumerate(prompt) if int(t) in tags), default=None)
+    if last is None or last == 0 or (last == 1 and int(prompt[0]) == ControlToken.DOC_START):
+        return None
+    return [int(ControlToken.DOC_START)] + [int(t) for t in prompt[last:]]
+
+
+class _CachedRun:
+    """One model with its KV cache over n streams: the prompt is prefilled, then each `advance`
+    feeds one token per stream and leaves the next logits in `logits` (n, vocab)."""
+
+    def __init__(self, model: BytePredictor, prompt: list[int], n: int, compiled_step: bool) -> None:
+        self.model, self.context = model, model.config.max_seq_len
+        self.keep = max(1, self.context // 2)  # how much of the past survives a slide
+        self.device = model.tok_embeddings.weight.device
+        self.history = [list(prompt) for _ in range(n)]
+        model.setup_kv_cache(batch_size=n)
+        # inference mode is set around each step, never held across a yield: the mode belongs to
+        # the thread, and a server may resume the generator from another thread each time
+        with torch.inference_mode():
+            self.logits = _to_host(prefill(model, torch.tensor([prompt] * n, dtype=torch.long, device=self.device)))
+        # built after setup_kv_cache: the step works on the cache's own buffers
+        self.step = CompiledDecodeStep(model) if compiled_step and compiled_decode_supported(model) else None
+        self.pos = len(prompt)
+
+    def advance(self, token: np.ndarray) -> None:
+        for row, token_id in zip(self.history, token.tolist()):
+            row.append(token_id)
+        if self.pos >= self.context:  # slide: rebuild the cache from the recent past
+            recent = torch.tensor([h[-self.keep:] for h in self.history], dtype=torch.long, device=self.device)
+            with torch.inference_mode():
+                self.logits = _to_host(prefill(self.model, recent))
+            self.pos = self.keep
+            return
+        if self.step is not None:
+            self.logits = self.step(token, self.pos)
+        else:
+            with torch.inference_mode():
+                self.logits = _to_host(decode_one(self.model, torch.from_numpy(token)[:, None].to(self.device),
+                                                  self.pos))
+        self.pos += 1
+
+    def close(self) -> None:
+        self.model.clear_kv_cache()
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    logits = np.asarray(logits, dtype=np.float64)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def guided_logits(conditional: np.ndarray, unconditional: np.ndarray, scale: float) -> np.ndarray:
+    """Classifier-free guidance on log-probabilities: log p(x|c) + (scale - 1) * (log p(x|c) - log p(x))."""
+    cond, uncond = _log_softmax(conditional), _log_softmax(unconditional)
+    return uncond + scale * (cond - uncond)
+
+
 def stream_generate(model: BytePredictor, prompt: Sequence[int], params: SamplingParams,
                     compiled_step: bool = True) -> Iterator[GeneratedChunk]:
     """Continue `prompt` (token ids), yielding each sample's new bytes every `chunk_size` tokens.
@@ -166,41 +244,43 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     the context fills, the window slides: the cache is rebuilt from the most recent half of
     the context and generation goes on. On a CPU each step after the prefill runs compiled
     (compiled_decode.py, several times faster there than eager PyTorch) unless `compiled_step`
-    is False.
+    is False. With guidance a second copy of the model runs the prompt's last part alone beside
+    it (twice the work per byte); with `valid_utf8` text parts keep to UTF-8's grammar.
     """
     context = model.config.max_seq_len
-    keep = max(1, context // 2)  # how much of the past survives a slide
     # a prompt longer than the context is read from its recent half only, so only that much is
     # ever converted: a huge prompt costs no time or memory beyond its own list
-    tokens = [int(t) for t in (prompt[-keep:] if len(prompt) >= context else prompt)]
+    tokens = [int(t) for t in (prompt[-max(1, context // 2):] if len(prompt) >= context else prompt)]
     if not tokens:
         raise OmniByteError("the prompt is empty: give at least one token (generation normally starts with DOC_START)")
     if any(not 0 <= t < VOCAB_SIZE for t in tokens):
         raise OmniByteError(f"prompt token ids must be in 0-{VOCAB_SIZE - 1}")
-    device = model.tok_embeddings.weight.device
     rng = np.random.default_rng(params.seed)  # seed None: fresh randomness
     n = params.num_samples
     # a model that emits only control tokens must still stop
     max_tokens = 2 * params.max_new_bytes + 64
-    history = [list(tokens) for _ in range(n)]
     pending: list[list[int]] = [[] for _ in range(n)]
     offset = [0] * n  # bytes already yielded, per sample
     produced = [0] * n  # bytes sampled, per sample
     finished = [False] * n
     started = time.perf_counter()
-    model.setup_kv_cache(batch_size=n)
-    # inference mode is set around each step, never held across a yield: the mode belongs to
-    # the thread, and a server may resume this generator from another thread each time
+    unconditional = guidance_prompt(tokens) if params.guidance_scale != 1 else None
+    guard = Utf8Guard(tokens, n) if params.valid_utf8 else None
+    runs: list[_CachedRun] = []
     try:
-        with torch.inference_mode():
-            logits = _to_host(prefill(model, torch.tensor([tokens] * n, dtype=torch.long, device=device)))
-        # built after setup_kv_cache: the step works on the cache's own buffers
-        step_compiled = CompiledDecodeStep(model) if compiled_step and compiled_decode_supported(model) else None
-        pos = len(tokens)
+        runs.append(_CachedRun(model, tokens, n, compiled_step))
+        if unconditional is not None:
+            # its own KV cache needs its own module; the copy shares nothing with the caller's model
+            runs.append(_CachedRun(copy.deepcopy(model), unconditional, n, compiled_step))
         for step in range(1, max_tokens + 1):
+            logits = runs[0].logits if len(runs) == 1 else \
+                guided_logits(runs[0].logits, runs[1].logits, params.guidance_scale)
+            if guard is not None:
+                logits = guard.mask(logits)
             token = sample_next(logits, params, rng)  # (n,)
+            if guard is not None:
+                guard.feed(token.tolist())
             for i, token_id in enumerate(token.tolist()):
-                history[i].append(token_id)
                 if finished[i]:
                     continue
                 pending[i].append(token_id)
@@ -217,20 +297,13 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
                     finished[i] = reason is not None
             if all(finished):
                 return
-            if pos >= context:  # slide: rebuild the cache from the recent past
-                recent = torch.tensor([h[-keep:] for h in history], dtype=torch.long, device=device)
-                with torch.inference_mode():
-                    logits = _to_host(prefill(model, recent))
-                pos = keep
-            elif step_compiled is not None:
-                logits = step_compiled(token, pos)
-                pos += 1
-            else:
-                with torch.inference_mode():
-                    logits = _to_host(decode_one(model, torch.from_numpy(token)[:, None].to(device), pos))
-                pos += 1
+            for run in runs:
+                run.advance(token)
     finally:
-        model.clear_kv_cache()
+        for run in runs:
+            run.close()
+        if not runs:
+            model.clear_kv_cache()
 
 
 def generate(model: BytePredictor, prompt: Sequence[int], params: SamplingParams,

@@ -66,6 +66,12 @@ class TrainConfig:
     # a checkpoint folder to start from instead of random weights (its config replaces the
     # preset's); a run already in out_dir resumes from its own state instead
     init_from: str | None = None
+    # more token files to draw windows from, with the share of windows each gets; train_tokens
+    # gets what is left. Lets a run lean on one part of the data (text, say) without a new corpus.
+    mix: list[tuple[str, float]] = field(default_factory=list)
+    # start every training window at a document start, so a document that fits in a window is
+    # seen whole: a caption is always in view of the picture it describes
+    align_documents: bool = False
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1 or self.max_steps < 1:
@@ -74,6 +80,15 @@ class TrainConfig:
             raise OmniByteError("train: need 0 < min_lr <= lr")
         if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
             raise OmniByteError("train: warmup_steps must be >= 0 and below max_steps")
+        self.mix = [(str(path), float(share)) for path, share in self.mix]
+        shares = [share for _, share in self.mix]
+        if any(not 0 < share < 1 for share in shares) or sum(shares) >= 1:
+            raise OmniByteError("train: each mix share must lie in (0, 1) and together they must stay below 1, "
+                                "leaving a share for the main corpus")
+
+    def stream_weights(self) -> list[float]:
+        """Shares of windows drawn from train_tokens and from each mix file, in that order."""
+        return [1 - sum(share for _, share in self.mix)] + [share for _, share in self.mix]
 
 
 def load_tokens(path: str | Path) -> np.ndarray:
@@ -88,25 +103,57 @@ def load_tokens(path: str | Path) -> np.ndarray:
 
 
 class TokenStream:
-    """Random windows of a packed token stream, with the document id of every position.
+    """Random windows of packed token streams, with the document id of every position.
 
     A new document starts at every DOC_START, so `doc_ids` lets attention stay inside each
-    document even though documents are packed back to back.
+    document even though documents are packed back to back. Several streams can be mixed: each
+    window comes from stream i with probability weights[i]. With `align_documents` a window
+    starts at a DOC_START instead of anywhere.
     """
 
-    def __init__(self, tokens: np.ndarray, seq_len: int, seed: int) -> None:
-        if len(tokens) < seq_len + 1:
-            raise OmniByteError(f"the corpus split has {len(tokens)} tokens, fewer than one window of {seq_len + 1}")
-        self.tokens = tokens
+    def __init__(self, tokens: np.ndarray | list[np.ndarray], seq_len: int, seed: int,
+                 weights: list[float] | None = None, align_documents: bool = False) -> None:
+        self.parts = list(tokens) if isinstance(tokens, list) else [tokens]
+        for part in self.parts:
+            if len(part) < seq_len + 1:
+                raise OmniByteError(f"the corpus split has {len(part)} tokens, fewer than one window of {seq_len + 1}")
+        if weights is None:
+            weights = [1.0] + [0.0] * (len(self.parts) - 1)
+        if len(weights) != len(self.parts) or min(weights) < 0 or not sum(weights) > 0:
+            raise OmniByteError("TokenStream: one non-negative weight per token stream, not all zero")
+        self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
+        self.tokens = self.parts[0]
         self.seq_len = seq_len
         self.rng = np.random.default_rng(seed)
+        self.starts: list[np.ndarray | None] = [None] * len(self.parts)
+        if align_documents:
+            for index, part in enumerate(self.parts):
+                # scanned in pieces: a memory-mapped corpus is not read into memory at once
+                found = [offset + np.flatnonzero(np.asarray(part[offset:offset + (1 << 24)]) == ControlToken.DOC_START)
+                         for offset in range(0, len(part), 1 << 24)]
+                starts = np.concatenate(found)
+                starts = starts[starts <= len(part) - seq_len - 1]
+                if len(starts) == 0:
+                    raise OmniByteError("align_documents: no document starts a full window in a token stream")
+                self.starts[index] = starts
 
     def batch(self, batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        starts = self.rng.integers(0, len(self.tokens) - self.seq_len, size=batch_size)
-        return self.windows(starts)
+        if len(self.parts) == 1 and self.starts[0] is None:  # the draw older runs resume into
+            return self.windows(self.rng.integers(0, len(self.tokens) - self.seq_len, size=batch_size))
+        rows = []
+        for part_index in self.rng.choice(len(self.parts), size=batch_size, p=self.weights):
+            part, starts = self.parts[part_index], self.starts[part_index]
+            start = starts[self.rng.integers(len(starts))] if starts is not None \
+                else self.rng.integers(0, len(part) - self.seq_len)
+            rows.append(np.asarray(part[start:start + self.seq_len + 1], dtype=np.int64))
+        return self._split(np.stack(rows))
 
     def windows(self, starts: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rows = np.stack([np.asarray(self.tokens[s:s + self.seq_len + 1], dtype=np.int64) for s in starts])
+        """Windows of the first stream at the given offsets (held-out evaluation)."""
+        return self._split(np.stack([np.asarray(self.tokens[s:s + self.seq_len + 1], dtype=np.int64) for s in starts]))
+
+    @staticmethod
+    def _split(rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         inputs, targets = rows[:, :-1], rows[:, 1:]
         doc_ids = np.cumsum(inputs == ControlToken.DOC_START, axis=1)
         return torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(doc_ids)
@@ -222,7 +269,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
     if cfg.seq_len > config.max_seq_len:
         raise OmniByteError(f"train: seq_len {cfg.seq_len} exceeds the model's context {config.max_seq_len}")
     # every process draws its own windows; evaluation windows are fixed
-    stream = TokenStream(load_tokens(cfg.train_tokens), cfg.seq_len, seed=cfg.seed * 1000 + rank)
+    stream = TokenStream([load_tokens(cfg.train_tokens)] + [load_tokens(path) for path, _ in cfg.mix], cfg.seq_len,
+                         seed=cfg.seed * 1000 + rank, weights=cfg.stream_weights(),
+                         align_documents=cfg.align_documents)
     val = TokenStream(load_tokens(cfg.val_tokens), cfg.seq_len, seed=0)
     optimizer = make_optimizer(model, cfg)
     step, best_val = 0, None

@@ -32,9 +32,9 @@ def client(server):
 
 
 def generate(client, upload=None, raw=False, share=50, text="", ask="continue", max_bytes=24, temperature=1.0,
-             top_k=0, top_p=1.0, seed=0, stop_at_end=True):
+             top_k=0, top_p=1.0, seed=0, stop_at_end=True, guidance=1.0, valid_utf8=True):
     return client.submit(handle_file(str(upload)) if upload else None, raw, share, text, ask, max_bytes,
-                         temperature, top_k, top_p, seed, stop_at_end, api_name="/generate")
+                         temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8, api_name="/generate")
 
 
 def finished(job, timeout=60):
@@ -94,6 +94,7 @@ def test_same_seed_same_output(client):
     ({"text": "x", "ask": "smell"}, "(?i)smell"),
     ({"text": "x", "share": 500}, "greater than maximum value 100"),
     ({"text": "x", "seed": "abc"}, "Expected a `float | None`"),
+    ({"text": "x", "guidance": 0.5}, "less than minimum value 1"),
 ])
 def test_bad_parameters_get_a_clear_error(client, kwargs, message):
     with pytest.raises(AppError, match=message):

@@ -50,10 +50,14 @@ def test_the_compression_table_compares_the_model_with_classical_coders(tmp_path
 def test_nucleus_truncated_samples_are_reported_as_such():
     from omnibyte.evaluate import sample_validity
 
-    validity = sample_validity(tiny_model(), count=1, seed=0, top_p=0.5)
+    validity = sample_validity(tiny_model(), count=1, seed=0, sampling={"top_p": 0.5})
     assert set(validity) == {"image", "audio", "text", "video"}
     assert all(row["samples"] == 1 for row in validity.values())
     report = format_report({"compression": {}, "top_p": 0.5, "validity": validity,
                             "captions": {"image_colour": {"hits": 0, "samples": 1, "share": 0},
                                          "tone_pitch": {"hits": 0, "samples": 1, "share": 0}}})
     assert "top-p 0.5" in report and "best classical" not in report
+    report = format_report({"compression": {}, "top_p": None, "guidance_scale": 3.0, "valid_utf8": True,
+                            "validity": validity, "captions": {"image_colour": {"hits": 0, "samples": 1, "share": 0},
+                                                               "tone_pitch": {"hits": 0, "samples": 1, "share": 0}}})
+    assert "guidance 3" in report and "valid UTF-8" in report and "top-p" not in report

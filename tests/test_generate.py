@@ -190,3 +190,67 @@ def test_resuming_from_other_threads_works_and_leaks_no_inference_mode(model):
             chunks.append(step[0])
     assert not torch.is_inference_mode_enabled()
     assert b"".join(c.data for c in chunks) == reference[0].data
+
+
+def _text_parts(result, in_text=True):
+    """The bytes of each text part of a result: an untrained model also emits other parts' tags."""
+    parts, start = [], 0
+    for boundary in result.boundaries + [None]:
+        end = len(result.data) if boundary is None else boundary.offset
+        if in_text:
+            parts.append((result.data[start:end], boundary is None))
+        if boundary is not None:
+            in_text = boundary.token == ControlToken.TEXT if boundary.token != ControlToken.DOC_START else False
+            start = end
+    return parts
+
+
+def test_valid_utf8_keeps_sampled_text_decodable(model):
+    from omnibyte.evaluate import text_is_valid
+
+    # an untrained model samples high bytes freely: without the guard its text breaks
+    params = dict(max_new_bytes=300, seed=3, stop_at_doc_end=False, temperature=1.5, num_samples=4)
+    raw = generate(model, PROMPT, SamplingParams(**params))
+    guarded = generate(model, PROMPT, SamplingParams(**params, valid_utf8=True))
+    assert not all(text_is_valid(data, cut_short=last) for r in raw for data, last in _text_parts(r))
+    # a part that ends the sample may stop inside its last character: that is the byte limit's cut
+    assert all(text_is_valid(data, cut_short=last) for r in guarded for data, last in _text_parts(r))
+    assert sum(len(data) for r in guarded for data, _ in _text_parts(r)) > 100
+
+
+def test_guidance_prompt_is_the_last_part_alone():
+    from omnibyte.generate import guidance_prompt
+
+    start, text, image = int(ControlToken.DOC_START), int(ControlToken.TEXT), int(ControlToken.IMAGE)
+    assert guidance_prompt([start, text, 65, 66, image]) == [start, image]
+    assert guidance_prompt([start, text, 65, image, 1, 2]) == [start, image, 1, 2]
+    assert guidance_prompt([start, image, 1, 2]) is None  # nothing before the last part
+    assert guidance_prompt([65, 66]) is None
+
+
+def test_guided_logits_push_away_from_the_unconditional():
+    from omnibyte.generate import guided_logits
+
+    cond = np.log(np.array([[0.5, 0.3, 0.2]]))
+    uncond = np.log(np.array([[0.6, 0.2, 0.2]]))
+    assert np.allclose(guided_logits(cond, uncond, 1.0), cond)
+    guided = guided_logits(cond, uncond, 3.0)
+    probs = np.exp(guided - guided.max())
+    probs /= probs.sum()
+    assert probs[0, 1] > 0.3 and probs[0, 0] < 0.5  # the token the caption favours gains
+
+
+def test_guidance_runs_a_second_cache_and_changes_the_samples(model):
+    prompt = [256, 258] + list(b"a red circle") + [int(ControlToken.IMAGE)]
+    plain = generate(model, prompt, SamplingParams(max_new_bytes=64, seed=5, stop_at_doc_end=False))[0].data
+    guided = generate(model, prompt, SamplingParams(max_new_bytes=64, seed=5, stop_at_doc_end=False,
+                                                    guidance_scale=4.0))[0].data
+    assert len(guided) == 64 and guided != plain
+    # the caller's model keeps no cache afterwards
+    assert all(block.attn.kv_cache is None for block in model.blocks)
+
+
+@pytest.mark.parametrize("bad", [-1, 21, float("nan"), "2", True])
+def test_invalid_guidance_scale_is_refused(bad):
+    with pytest.raises(OmniByteError, match="guidance scale"):
+        SamplingParams(guidance_scale=bad)

@@ -59,6 +59,41 @@ def test_windows_carry_document_ids_that_start_at_each_doc_start():
     assert y.tolist() == [[1, 2, ControlToken.DOC_START, 3, 4, 5]]
 
 
+def test_mixed_streams_draw_windows_by_share():
+    first = np.full(500, 1, dtype=TOKEN_DTYPE)
+    second = np.full(500, 2, dtype=TOKEN_DTYPE)
+    x, _, _ = TokenStream([first, second], 8, seed=0, weights=[0.25, 0.75]).batch(400)
+    share_second = float((x[:, 0] == 2).float().mean())
+    assert 0.68 < share_second < 0.82
+    x, _, _ = TokenStream([first, second], 8, seed=0, weights=[0.0, 1.0]).batch(20)
+    assert (x == 2).all()
+    with pytest.raises(OmniByteError, match="weight"):
+        TokenStream([first, second], 8, seed=0, weights=[1.0])
+
+
+def test_aligned_windows_start_at_a_document_start():
+    rng = np.random.default_rng(0)
+    tokens = []
+    for _ in range(100):
+        tokens += [ControlToken.DOC_START] + rng.integers(0, 256, size=int(rng.integers(3, 30))).tolist()
+    stream = TokenStream(np.asarray(tokens, dtype=TOKEN_DTYPE), 16, seed=1, align_documents=True)
+    x, _, doc_ids = stream.batch(50)
+    assert (x[:, 0] == ControlToken.DOC_START).all() and (doc_ids[:, 0] == 1).all()
+    with pytest.raises(OmniByteError, match="no document starts"):
+        TokenStream(np.array([1] * 40, dtype=TOKEN_DTYPE), 16, seed=1, align_documents=True)
+
+
+def test_training_on_a_mix_of_corpora_runs_and_refuses_bad_shares(tmp_path):
+    other = write_corpus(tmp_path / "other", seed=1)
+    cfg = tiny_config(tmp_path, max_steps=6, eval_interval=6, mix=[(other / "train.tokens", 0.5)],
+                      align_documents=True)
+    assert cfg.stream_weights() == [0.5, 0.5]
+    assert train(cfg, progress=False)["step"] == 6
+    for shares in ([0.0], [1.0], [0.6, 0.5]):
+        with pytest.raises(OmniByteError, match="mix share"):
+            tiny_config(tmp_path, mix=[(other / "train.tokens", share) for share in shares])
+
+
 def test_learning_rate_warms_up_then_decays_to_the_floor(tmp_path):
     cfg = tiny_config(tmp_path, max_steps=100, warmup_steps=10, lr=1.0, min_lr=0.1)
     assert lr_at(0, cfg) == pytest.approx(0.1)
