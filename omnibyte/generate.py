@@ -270,8 +270,9 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     try:
         runs.append(_CachedRun(model, tokens, n, compiled_step))
         if unconditional is not None:
-            # its own KV cache needs its own module; the copy shares nothing with the caller's model
-            runs.append(_CachedRun(copy.deepcopy(model), unconditional, n, compiled_step))
+            # its own KV cache needs its own modules; the parameter tensors are shared, not copied
+            shared = {id(p): p for p in model.parameters()}
+            runs.append(_CachedRun(copy.deepcopy(model, memo=shared), unconditional, n, compiled_step))
         for step in range(1, max_tokens + 1):
             logits = runs[0].logits if len(runs) == 1 else \
                 guided_logits(runs[0].logits, runs[1].logits, params.guidance_scale)
