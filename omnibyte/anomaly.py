@@ -28,7 +28,9 @@ well-predicted content looks like, even under 17 bits. Spikes within `spike_merg
 other are one region (so an insertion's two seams make one region that spans it), but only in a
 file where 17-bit bytes are rare: a file with more than `spikes_per_kb` of them per 1,000 bytes
 (at least 2) is noisy throughout, and its spikes say nothing. (A byte that stands out is one
-place by construction, so it does not count towards that budget.)
+place by construction, so it does not count towards that budget.) Every spike must also cost
+`spike_excess_bits` (13) more than the file's baseline: in bytes the model cannot predict at all
+(random or encrypted data, about 9.5 bits a byte) a 17-bit byte is only the tail of the noise.
 
 Headers follow a third rule. A native file's header (BMP 54 bytes, WAV 44, the Y4M header
 line) is all but fixed, and the trained model predicts each of its bytes to within about a bit,
@@ -99,6 +101,9 @@ class AnomalySettings:
     spike_merge_gap: int = 160
     # ...and a file with more bytes at spike_bits than this per 1,000 (at least _MIN_SPIKE_BUDGET) gets none
     spikes_per_kb: float = 2.0
+    # every spike costs at least this much more than the file's baseline: in a file the model cannot
+    # predict at all (random or encrypted bytes, baseline near 8 bits) a 17-bit byte is just its tail
+    spike_excess_bits: float = 13.0
     # inside a native header, a byte costing this many bits is a region on its own
     header_spike_bits: float = 6.0
 
@@ -119,7 +124,7 @@ class AnomalySettings:
             raise OmniByteError(f"outlier_quantile must be between 0 and 1, got {self.outlier_quantile!r}")
         for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits", "min_score_bits",
                      "spike_bits", "spikes_per_kb", "outlier_margin_bits", "spike_floor_bits",
-                     "spike_margin_bits"):
+                     "spike_margin_bits", "spike_excess_bits"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
@@ -213,7 +218,7 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     # spikes: outside the warm-up and the header (whose bytes the header rule judges)
     eligible = ~in_warmup
     eligible[:header_end] = False
-    spikes = _spikes(surprisal, eligible, settings)
+    spikes = _spikes(surprisal, eligible, settings) & (surprisal >= baseline + settings.spike_excess_bits)
     # the budget counts the bytes at spike_bits: a byte standing out is one place, however many bits it costs
     budget = max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000)
     if (spikes & (surprisal >= settings.spike_bits)).sum() <= budget:

@@ -62,10 +62,10 @@ def test_the_two_seams_of_an_insertion_make_one_region():
 
 def test_seams_below_spike_bits_count_where_they_stand_far_above_the_rest_of_the_file():
     settings = AnomalySettings()
-    seam = settings.spike_floor_bits + 1.0  # well under spike_bits
-    assert seam + 0.5 < settings.spike_bits
     rng = np.random.default_rng(5)
     calm = np.abs(rng.normal(1.0, 0.5, 3000)).clip(max=7.0)  # a file the model reads easily, never above 7 bits
+    seam = max(settings.spike_floor_bits, np.median(calm) + settings.spike_excess_bits) + 0.5
+    assert seam + 0.5 < settings.spike_bits  # well under spike_bits
     calm[[1200, 1264]] = [seam + 0.5, seam]  # an insertion's seams, far above everything else
     [region] = find_regions(calm, settings).regions
     assert (region.start, region.end) == (1200, 1265)
@@ -75,6 +75,19 @@ def test_seams_below_spike_bits_count_where_they_stand_far_above_the_rest_of_the
     # noise throughout (random bytes): every byte has rivals farther away, so none stands out
     noise = rng.uniform(6.0, settings.spike_bits - 0.5, 2000)
     assert find_regions(noise, settings).regions == []
+
+
+def test_a_spike_is_measured_against_the_files_own_baseline():
+    settings = AnomalySettings()
+    rng = np.random.default_rng(6)
+    unpredictable = rng.normal(9.5, 0.8, 4000)  # random bytes: the model pays about 9.5 bits each
+    unpredictable[[900, 2900]] = settings.spike_bits + 0.5  # the tail of that noise
+    assert find_regions(unpredictable, settings).regions == []
+    # the same bytes in a file the model reads at 3 bits are seams
+    surprisal = typical_surprisal(4000)
+    surprisal[[900, 2900]] = settings.spike_bits + 0.5
+    assert [(r.start, r.end) for r in find_regions(surprisal, settings).regions] == [(900, 901), (2900, 2901)]
+    assert find_regions(unpredictable, AnomalySettings(spike_excess_bits=0.0)).regions != []
 
 
 def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():
