@@ -302,7 +302,7 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
                                             elem_id="temperature")
                     top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
                     # 0.9: with the tail of unlikely bytes cut off, every one of 32 unconditional pictures and
-                    # sounds decodes (against 28% and 44% at 1; README, model card)
+                    # sounds decodes (against 31% and 47% at 1; README, model card)
                     top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
                     seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
                                      elem_id="seed")
