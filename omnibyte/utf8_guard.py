@@ -20,6 +20,7 @@ The grammar is RFC 3629's table (no overlong forms, no surrogates, nothing above
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -46,6 +47,7 @@ _ANYTHING = np.ones(VOCAB_SIZE, dtype=bool)
 _MODALITY_TAGS = {int(ControlToken.TEXT), int(ControlToken.IMAGE), int(ControlToken.AUDIO), int(ControlToken.VIDEO)}
 
 
+@lru_cache(maxsize=None)  # five ranges in all; built once each, not once per sampled byte
 def _inside(low: int, high: int) -> np.ndarray:
     allowed = np.zeros(VOCAB_SIZE, dtype=bool)
     allowed[low:high + 1] = True  # bytes only: a control token here would cut a character in two
