@@ -32,8 +32,8 @@ from .modality import Modality
 from .score import score_bytes
 from .vocab import document_tokens
 
-__all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "evaluate", "nearest_colour_share",
-           "dominant_hz"]
+__all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "evaluate",
+           "nearest_colour_share", "dominant_hz"]
 
 _SUFFIX = {Modality.TEXT: "*.txt", Modality.IMAGE: "*.bmp", Modality.AUDIO: "*.wav", Modality.VIDEO: "*.y4m"}
 SAMPLE_BYTES = {Modality.TEXT: 256, Modality.IMAGE: BMP_BYTES, Modality.AUDIO: WAV_BYTES, Modality.VIDEO: Y4M_BYTES}

@@ -16,7 +16,7 @@ from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .errors import OmniByteError
 from .model import BytePredictor
 from .utf8_guard import Utf8Guard
-from .vocab import BYTE_VALUES, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
+from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
 
 __all__ = [
     "SamplingParams",
@@ -176,7 +176,7 @@ def guidance_prompt(prompt: Sequence[int]) -> list[int] | None:
     """The context classifier-free guidance contrasts with: the prompt's last part alone, as a
     new document (DOC_START, its modality tag, its bytes). None when nothing comes before that
     part, so there is nothing to follow more closely."""
-    tags = {int(t) for t in (ControlToken.TEXT, ControlToken.IMAGE, ControlToken.AUDIO, ControlToken.VIDEO)}
+    tags = set(MODALITY_TAGS.values())
     last = max((i for i, t in enumerate(prompt) if int(t) in tags), default=None)
     if last is None or last == 0 or (last == 1 and int(prompt[0]) == ControlToken.DOC_START):
         return None

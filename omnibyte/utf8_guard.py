@@ -19,12 +19,13 @@ The grammar is RFC 3629's table (no overlong forms, no surrogates, nothing above
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
-from .vocab import BYTE_VALUES, VOCAB_SIZE, ControlToken
+from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["Utf8Guard"]
 
@@ -44,7 +45,7 @@ _BETWEEN_CHARACTERS[:0x80] = True
 _BETWEEN_CHARACTERS[list(_LEADS)] = True
 _BETWEEN_CHARACTERS[BYTE_VALUES:] = True
 _ANYTHING = np.ones(VOCAB_SIZE, dtype=bool)
-_MODALITY_TAGS = {int(ControlToken.TEXT), int(ControlToken.IMAGE), int(ControlToken.AUDIO), int(ControlToken.VIDEO)}
+_MODALITY_TAGS = set(MODALITY_TAGS.values())
 
 
 @lru_cache(maxsize=None)  # five ranges in all; built once each, not once per sampled byte
@@ -102,11 +103,7 @@ class Utf8Guard:
         state = _State()
         for token in prompt:
             state.feed(int(token))
-        self.states = []
-        for _ in range(num_samples):
-            copy = _State()
-            copy.in_text, copy.to_come, copy.next_range = state.in_text, state.to_come, state.next_range
-            self.states.append(copy)
+        self.states = [copy.copy(state) for _ in range(num_samples)]
 
     def feed(self, tokens: Sequence[int]) -> None:
         for state, token in zip(self.states, tokens):
