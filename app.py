@@ -99,7 +99,7 @@ def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | 
 
 
 def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end=True, guidance=1.0,
-                         valid_utf8=False) -> SamplingParams:
+                         valid_utf8=False, valid_media=False) -> SamplingParams:
     """The sampling parameters, checked: absurd values are refused with a message, never clamped."""
     try:
         numbers = [float(max_bytes), float(temperature), float(top_k), float(top_p), float(seed), float(guidance)]
@@ -121,7 +121,7 @@ def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end
     return SamplingParams(max_new_bytes=int(max_bytes), temperature=temperature, top_k=int(top_k) or None,
                           top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else int(seed),
                           stop_at_doc_end=bool(stop_at_end), chunk_size=16, guidance_scale=guidance,
-                          valid_utf8=bool(valid_utf8))
+                          valid_utf8=bool(valid_utf8), valid_media=bool(valid_media))
 
 
 def describe_prompt(upload, raw, share, text, ask, described):
@@ -164,12 +164,13 @@ _EXTENSIONS = {"utf-8": "txt", "ascii": "txt", "bmp": "bmp", "wav": "wav", "y4m"
 
 
 def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed, stop_at_end,
-                   guidance=1.0, valid_utf8=True):
+                   guidance=1.0, valid_utf8=True, valid_media=True):
     """Generate live, then analyse: yields updates for progress, the three live views, the byte map,
     the surprisal plot, the segment cards and the download."""
     try:
         prompt = prompt_from_inputs(upload, raw, share, text, ask)
-        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8)
+        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
+                                      valid_media)
     except OmniByteError as exc:
         raise gr.Error(str(exc)) from None
     shown_kind = None
@@ -316,6 +317,10 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
                     valid_utf8 = gr.Checkbox(value=True, label="Keep generated text valid UTF-8",
                                              info="Inside text parts, sample only bytes that keep the text decodable.",
                                              elem_id="valid-utf8")
+                    valid_media = gr.Checkbox(value=True, label="Keep generated pictures, sounds and videos well-formed",
+                                              info="Force the bytes their formats fix (headers, frame markers, "
+                                                   "lengths); the pixels and samples are the model's.",
+                                              elem_id="valid-media")
                 with gr.Row():
                     generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                     stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
@@ -351,7 +356,7 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
             trigger(describe_prompt, [*prompt_inputs, described], description_outputs, show_progress="hidden")
         run_event = generate_button.click(
             run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance,
-                             valid_utf8],
+                             valid_utf8, valid_media],
             [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
             concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
             api_name="generate", show_progress="minimal")

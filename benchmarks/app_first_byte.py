@@ -46,7 +46,7 @@ def main() -> None:
         for repeat in range(args.repeats):
             started = time.perf_counter()
             job = client.submit(handle_file(str(upload)) if upload else None, raw, share, text, ask, max_bytes,
-                                1.0, 0, 1.0, repeat, False, 1.0, True, api_name="/generate")
+                                1.0, 0, 1.0, repeat, False, 1.0, True, True, api_name="/generate")
             seen = None
             for update in job:
                 if seen is None and re.match(r"\*\*[1-9][\d,]* / ", update[0]):

@@ -82,7 +82,7 @@ def main() -> None:
             try:
                 client = Client(url, verbose=False)
                 job = client.submit(None, False, 50, f"client {i} says", "continue", args.max_bytes, 1.0, 0, 1.0,
-                                    i, False, 1.0, True, api_name="/generate")
+                                    i, False, 1.0, True, True, api_name="/generate")
                 if i % 3 == 2:  # every third one cancels after its first streamed update
                     while len(job.outputs()) < 2 and not job.done():
                         time.sleep(0.05)
@@ -105,7 +105,7 @@ def main() -> None:
         after = rss_mib(server.pid)
         # still serving: one more generation after the storm
         check = Client(url, verbose=False).predict(None, False, 50, "still there?", "continue", 8, 1.0, 0, 1.0, 0,
-                                                   False, 1.0, True, api_name="/generate")[0]
+                                                   False, 1.0, True, True, api_name="/generate")[0]
         counts: dict[str, int] = {}
         for kind, _ in outcomes:
             counts[kind] = counts.get(kind, 0) + 1

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="classifier-free guidance: follow the prompt's earlier parts (a caption) more closely "
                           "than plain sampling; 1 = off (default), 3 is a good start; twice the work per byte")
     gen.add_argument("--valid-utf8", action="store_true", help="keep generated text parts valid UTF-8")
+    gen.add_argument("--valid-media", action="store_true",
+                     help="keep generated pictures, sounds and videos well-formed: force their headers, "
+                          "frame markers and lengths, leave their content to the model")
     gen.add_argument("--samples", type=_positive_int, default=1, help="continuations sampled as one batch")
     gen.add_argument("--no-stop", action="store_true", help="keep going past a generated document end")
     gen.add_argument("--include-prompt", action="store_true", help="write the prompt bytes before the generated ones")
@@ -132,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--guidance", type=_float, default=1.0,
                     help="classifier-free guidance for the caption-conditioned samples (default 1 = off)")
     ev.add_argument("--valid-utf8", action="store_true", help="keep sampled text to valid UTF-8 (a decoding constraint)")
+    ev.add_argument("--valid-media", action="store_true",
+                    help="force the bytes the media formats fix (headers, frame markers, lengths; a decoding constraint)")
     ev.add_argument("--skip-compression", action="store_true", help="only the samples, not the bits-per-byte table")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
 
@@ -246,7 +251,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
     params = SamplingParams(max_new_bytes=args.max_bytes, temperature=args.temperature, top_k=args.top_k,
                             top_p=args.top_p, seed=args.seed, stop_at_doc_end=not args.no_stop,
-                            num_samples=args.samples, guidance_scale=args.guidance, valid_utf8=args.valid_utf8)
+                            num_samples=args.samples, guidance_scale=args.guidance, valid_utf8=args.valid_utf8,
+                            valid_media=args.valid_media)
     parts = _prompt_parts(args)
     prompt = document_tokens(parts)
     prompt_bytes = b"".join(data for _, data in parts)
@@ -428,7 +434,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     SamplingParams(top_p=args.top_p, guidance_scale=args.guidance)
     report = evaluate(model, args.corpus, samples=args.samples, max_files=args.max_files, seed=args.seed,
                       top_p=args.top_p, compression=not args.skip_compression, guidance_scale=args.guidance,
-                      valid_utf8=args.valid_utf8)
+                      valid_utf8=args.valid_utf8, valid_media=args.valid_media)
     print(format_report(report))
     if args.json:
         save_report(report, args.json)

@@ -155,25 +155,29 @@ def text_dictionaries(root: Path = Path("/usr/share/dictd")) -> Iterator[Documen
 # --- images ------------------------------------------------------------------------------------
 
 def draw_shape(shape: str, colour: str, background: str, rng: np.random.Generator) -> np.ndarray:
-    """A 32x32 RGB picture of `shape` in `colour` on `background`, drawn at 4x and downsampled."""
-    scale = 4
-    size = IMAGE_SIZE * scale
-    im = Image.new("RGB", (size, size), COLOURS[background])
+    """A 32x32 RGB picture of `shape` in `colour` on `background`, drawn without anti-aliasing.
+
+    Every shape pixel is exactly the caption's colour. The picture is stored bottom row first and
+    every later shape pixel copies a neighbour, so the first shape pixel is the only place the
+    caption's colour word is learned; an anti-aliased edge made that pixel a blend of shape and
+    background, and the model never learned to read the word (README, "caption sensitivity").
+    """
+    im = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), COLOURS[background])
     draw = ImageDraw.Draw(im)
-    half = int(rng.integers(7, 13)) * scale  # half-width of the shape
-    cx, cy = (int(rng.integers(half, size - half + 1)) for _ in range(2))
+    half = int(rng.integers(7, 13))  # half-width of the shape
+    cx, cy = (int(rng.integers(half, IMAGE_SIZE - half + 1)) for _ in range(2))
     fill = COLOURS[colour]
     if shape == "circle":
-        draw.ellipse((cx - half, cy - half, cx + half, cy + half), fill=fill)
+        draw.ellipse((cx - half, cy - half, cx + half - 1, cy + half - 1), fill=fill)
     elif shape == "square":
-        draw.rectangle((cx - half, cy - half, cx + half, cy + half), fill=fill)
+        draw.rectangle((cx - half, cy - half, cx + half - 1, cy + half - 1), fill=fill)
     elif shape == "triangle":
-        draw.polygon([(cx, cy - half), (cx - half, cy + half), (cx + half, cy + half)], fill=fill)
+        draw.polygon([(cx, cy - half), (cx - half, cy + half - 1), (cx + half - 1, cy + half - 1)], fill=fill)
     else:  # stripes: horizontal bands over the whole picture
-        band = int(rng.integers(2, 5)) * scale
-        for top in range(0, size, 2 * band):
-            draw.rectangle((0, top, size, top + band - 1), fill=fill)
-    return np.asarray(im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX))
+        band = int(rng.integers(2, 5))
+        for top in range(0, IMAGE_SIZE, 2 * band):
+            draw.rectangle((0, top, IMAGE_SIZE, top + band - 1), fill=fill)
+    return np.asarray(im)
 
 
 def _a(word: str) -> str:

@@ -131,7 +131,7 @@ def y4m_is_valid(data: bytes) -> bool:
 
 def _samples(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
              batch: int = 16, sampling: dict | None = None) -> list[tuple[bytes, str | None]]:
-    """`sampling`: extra SamplingParams fields (top_p, guidance_scale, valid_utf8)."""
+    """`sampling`: extra SamplingParams fields (top_p, guidance_scale, valid_utf8, valid_media)."""
     out = []
     for first in range(0, count, batch):
         n = min(batch, count - first)
@@ -239,17 +239,19 @@ def caption_sensitivity(model: BytePredictor, val_dir: Path, max_files: int = 24
 
 def evaluate(model: BytePredictor, corpus_dir: str | Path, samples: int = 32, max_files: int | None = 100,
              seed: int = 0, top_p: float | None = None, compression: bool = True, guidance_scale: float = 1.0,
-             valid_utf8: bool = False) -> dict[str, Any]:
+             valid_utf8: bool = False, valid_media: bool = False) -> dict[str, Any]:
     """The whole report. Samples are drawn at temperature 1, nucleus-truncated when `top_p` is set;
     `guidance_scale` applies to the caption-conditioned ones (an unconditional prompt has no
-    earlier part to follow) and `valid_utf8` to text parts."""
+    earlier part to follow), `valid_utf8` to text parts and `valid_media` to the others."""
     started = time.perf_counter()
-    sampling = {"top_p": top_p, "guidance_scale": guidance_scale, "valid_utf8": valid_utf8}
+    sampling = {"top_p": top_p, "guidance_scale": guidance_scale, "valid_utf8": valid_utf8,
+                "valid_media": valid_media}
     report = {
         "compression": compression_table(model, Path(corpus_dir) / "val", max_files) if compression else {},
         "top_p": top_p,
         "guidance_scale": guidance_scale,
         "valid_utf8": valid_utf8,
+        "valid_media": valid_media,
         "validity": sample_validity(model, samples, seed, sampling),
         "captions": caption_checks(model, max(1, samples // 8), seed, sampling),
         "caption_sensitivity": caption_sensitivity(model, Path(corpus_dir) / "val") if compression else None,
@@ -270,7 +272,8 @@ def format_report(report: dict[str, Any]) -> str:
         sections.append(table)
     sampling = "temperature 1" + (f", top-p {report['top_p']}" if report.get("top_p") else "") \
         + (f", guidance {report['guidance_scale']:g}" if report.get("guidance_scale", 1) != 1 else "") \
-        + (", text kept to valid UTF-8" if report.get("valid_utf8") else "")
+        + (", text kept to valid UTF-8" if report.get("valid_utf8") else "") \
+        + (", media formats forced" if report.get("valid_media") else "")
     validity = [f"| unconditional samples ({sampling}) | valid |", "|---|---|"]
     for modality, row in report["validity"].items():
         validity.append(f"| {modality} | {row['valid']}/{row['samples']} ({row['share']:.0%}) |")

@@ -14,6 +14,7 @@ import torch
 
 from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from .errors import OmniByteError
+from .format_guard import FormatGuard
 from .model import BytePredictor
 from .utf8_guard import Utf8Guard
 from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
@@ -60,6 +61,9 @@ class SamplingParams:
     guidance_scale: float = 1.0
     # inside text parts, sample only bytes that keep the text valid UTF-8 (utf8_guard.py)
     valid_utf8: bool = False
+    # inside picture, sound and video parts, force the bytes their format fixes (headers, frame
+    # markers, lengths) and leave the content to the model (format_guard.py)
+    valid_media: bool = False
 
     def __post_init__(self) -> None:
         def fail(message: str) -> None:
@@ -86,6 +90,8 @@ class SamplingParams:
             fail(f"guidance scale must be a number from 0 to {MAX_GUIDANCE} (1 = off), got {self.guidance_scale!r}")
         if not isinstance(self.valid_utf8, bool):
             fail(f"valid_utf8 must be True or False, got {self.valid_utf8!r}")
+        if not isinstance(self.valid_media, bool):
+            fail(f"valid_media must be True or False, got {self.valid_media!r}")
 
 
 def _is_int(value: object) -> bool:
@@ -245,7 +251,8 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     the context and generation goes on. On a CPU each step after the prefill runs compiled
     (compiled_decode.py, several times faster there than eager PyTorch) unless `compiled_step`
     is False. With guidance a second copy of the model runs the prompt's last part alone beside
-    it (twice the work per byte); with `valid_utf8` text parts keep to UTF-8's grammar.
+    it (twice the work per byte); with `valid_utf8` text parts keep to UTF-8's grammar, with
+    `valid_media` pictures, sounds and videos to their formats.
     """
     context = model.config.max_seq_len
     # a prompt longer than the context is read from its recent half only, so only that much is
@@ -265,7 +272,8 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     finished = [False] * n
     started = time.perf_counter()
     unconditional = guidance_prompt(tokens) if params.guidance_scale != 1 else None
-    guard = Utf8Guard(tokens, n) if params.valid_utf8 else None
+    guards = ([Utf8Guard(tokens, n)] if params.valid_utf8 else []) + \
+        ([FormatGuard(tokens, n)] if params.valid_media else [])
     runs: list[_CachedRun] = []
     try:
         runs.append(_CachedRun(model, tokens, n, compiled_step))
@@ -276,10 +284,10 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
         for step in range(1, max_tokens + 1):
             logits = runs[0].logits if len(runs) == 1 else \
                 guided_logits(runs[0].logits, runs[1].logits, params.guidance_scale)
-            if guard is not None:
+            for guard in guards:  # they never meet: one rules text parts, the other media parts
                 logits = guard.mask(logits)
             token = sample_next(logits, params, rng)  # (n,)
-            if guard is not None:
+            for guard in guards:
                 guard.feed(token.tolist())
             for i, token_id in enumerate(token.tolist()):
                 if finished[i]:

@@ -19,12 +19,11 @@ The grammar is RFC 3629's table (no overlong forms, no surrogates, nothing above
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
 
+from .sample_guard import SampleGuard
 from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["Utf8Guard"]
@@ -92,27 +91,12 @@ class _State:
         return _BETWEEN_CHARACTERS
 
 
-class Utf8Guard:
+class Utf8Guard(SampleGuard):
     """Per sample: follow the tokens so far, then mask next-token logits to valid UTF-8 in text.
 
     Start it with the prompt (the prompt's own bytes are never changed; a prompt that ends inside
     a character gets that character completed), then `feed` each sampled token.
     """
 
-    def __init__(self, prompt: Sequence[int], num_samples: int) -> None:
-        state = _State()
-        for token in prompt:
-            state.feed(int(token))
-        self.states = [copy.copy(state) for _ in range(num_samples)]
-
-    def feed(self, tokens: Sequence[int]) -> None:
-        for state, token in zip(self.states, tokens):
-            state.feed(int(token))
-
-    def allowed(self) -> np.ndarray:
-        """(num_samples, vocab) booleans: the tokens that keep each sample's text valid."""
-        return np.stack([state.allowed() for state in self.states])
-
-    def mask(self, logits: np.ndarray) -> np.ndarray:
-        """Logits (num_samples, vocab) with every token that would break the text set to -inf."""
-        return np.where(self.allowed(), logits, -np.inf)
+    def new_state(self) -> _State:
+        return _State()

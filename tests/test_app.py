@@ -32,9 +32,10 @@ def client(server):
 
 
 def generate(client, upload=None, raw=False, share=50, text="", ask="continue", max_bytes=24, temperature=1.0,
-             top_k=0, top_p=1.0, seed=0, stop_at_end=True, guidance=1.0, valid_utf8=True):
+             top_k=0, top_p=1.0, seed=0, stop_at_end=True, guidance=1.0, valid_utf8=True, valid_media=True):
     return client.submit(handle_file(str(upload)) if upload else None, raw, share, text, ask, max_bytes,
-                         temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8, api_name="/generate")
+                         temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8, valid_media,
+                         api_name="/generate")
 
 
 def finished(job, timeout=60):

@@ -66,6 +66,14 @@ def test_a_drawn_shape_shows_its_colour_on_its_background():
     assert nearest_colour_share(pixels, "red") > 0.1 and nearest_colour_share(pixels, "blue") > 0.4
 
 
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle", "stripes"])
+def test_a_drawn_shape_has_no_blended_edge(shape):
+    # the caption's colour is learned from the first shape pixel, so it must be exactly that colour
+    pixels = draw_shape(shape, "green", "purple", np.random.default_rng(3)).reshape(-1, 3)
+    is_shape = (pixels == COLOURS["green"]).all(1)
+    assert is_shape.any() and (is_shape | (pixels == COLOURS["purple"]).all(1)).all()
+
+
 def test_a_tone_has_the_pitch_it_is_named_after():
     samples = np.clip(np.round(tone([440]) * 127 + 128), 0, 255).astype(np.uint8)
     assert abs(dominant_hz(samples) - 440) < 10

@@ -58,9 +58,11 @@ def test_nucleus_truncated_samples_are_reported_as_such():
                                          "tone_pitch": {"hits": 0, "samples": 1, "share": 0}}})
     assert "top-p 0.5" in report and "best classical" not in report
     report = format_report({"compression": {}, "top_p": None, "guidance_scale": 3.0, "valid_utf8": True,
+                            "valid_media": True,
                             "validity": validity, "captions": {"image_colour": {"hits": 0, "samples": 1, "share": 0},
                                                                "tone_pitch": {"hits": 0, "samples": 1, "share": 0}}})
-    assert "guidance 3" in report and "valid UTF-8" in report and "top-p" not in report
+    assert "guidance 3" in report and "valid UTF-8" in report and "media formats forced" in report
+    assert "top-p" not in report
 
 
 def test_caption_sensitivity_scores_each_picture_under_three_captions(tmp_path):

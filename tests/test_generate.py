@@ -218,6 +218,22 @@ def test_valid_utf8_keeps_sampled_text_decodable(model):
     assert sum(len(data) for r in guarded for data, _ in _text_parts(r)) > 100
 
 
+def test_valid_media_makes_an_untrained_models_pictures_and_videos_decode(model):
+    from omnibyte.evaluate import bmp_is_valid, y4m_is_valid
+    from omnibyte.vocab import document_tokens
+    from omnibyte.modality import Modality
+
+    for modality, check, size in ((Modality.IMAGE, bmp_is_valid, 3126), (Modality.VIDEO, y4m_is_valid, 2133)):
+        params = dict(max_new_bytes=size + 20, seed=1, stop_at_doc_end=False, num_samples=2)
+        prompt = document_tokens([(modality, b"")])
+        raw = generate(model, prompt, SamplingParams(**params))
+        guarded = generate(model, prompt, SamplingParams(**params, valid_media=True))
+        assert not any(check(r.data) for r in raw)
+        # complete at exactly its length, then a control token (a new part, or the document's end)
+        for r in guarded:
+            assert check(r.data[:size]) and r.boundaries and r.boundaries[0].offset == size
+
+
 def test_guidance_prompt_is_the_last_part_alone():
     from omnibyte.generate import guidance_prompt
 
