@@ -30,7 +30,7 @@ from .generate import SamplingParams, generate
 from .model import BytePredictor
 from .modality import Modality
 from .score import score_bytes
-from .vocab import document_tokens
+from .vocab import MODALITY_TAGS, document_tokens
 
 __all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "evaluate",
            "nearest_colour_share", "dominant_hz"]
@@ -129,15 +129,21 @@ def y4m_is_valid(data: bytes) -> bool:
     return frames == FRAME_COUNT
 
 
-def _samples(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
-             batch: int = 16, sampling: dict | None = None) -> list[tuple[bytes, str | None]]:
-    """`sampling`: extra SamplingParams fields (top_p, guidance_scale, valid_utf8, valid_media)."""
+def _results(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
+             batch: int = 16, sampling: dict | None = None) -> list:
+    """`count` GenerationResults; `sampling`: extra SamplingParams fields (top_p, guidance_scale,
+    valid_utf8, valid_media)."""
     out = []
     for first in range(0, count, batch):
         n = min(batch, count - first)
         params = SamplingParams(max_new_bytes=max_bytes, seed=seed + first, num_samples=n, **(sampling or {}))
-        out += [(r.data, r.stop_reason) for r in generate(model, prompt, params)]
+        out += generate(model, prompt, params)
     return out
+
+
+def _samples(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
+             batch: int = 16, sampling: dict | None = None) -> list[tuple[bytes, str | None]]:
+    return [(r.data, r.stop_reason) for r in _results(model, prompt, count, max_bytes, seed, batch, sampling)]
 
 
 def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0,
@@ -150,10 +156,17 @@ def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0,
     }
     result = {}
     for modality, check in checks.items():
-        samples = _samples(model, document_tokens([(modality, b"")]), count, SAMPLE_BYTES[modality], seed,
+        results = _results(model, document_tokens([(modality, b"")]), count, SAMPLE_BYTES[modality], seed,
                            sampling=sampling)
-        valid = sum(bool(check(data, reason)) for data, reason in samples)
-        result[modality.value] = {"samples": len(samples), "valid": valid, "share": valid / len(samples)}
+        # what is checked is the part the sample was asked for: the bytes before the first control
+        # token. A sample may go on into another part (a text that turns into a caption and then
+        # its picture); that part is the model switching modality, not the text being invalid.
+        parts = [(r.data[:r.boundaries[0].offset], None) if r.boundaries else (r.data, r.stop_reason)
+                 for r in results]
+        valid = sum(bool(check(data, reason)) for data, reason in parts)
+        went_on = sum(any(b.token in MODALITY_TAGS.values() for b in r.boundaries) for r in results)
+        result[modality.value] = {"samples": len(results), "valid": valid, "share": valid / len(results),
+                                  "went_on_to_another_part": went_on}
     return result
 
 
@@ -274,9 +287,10 @@ def format_report(report: dict[str, Any]) -> str:
         + (f", guidance {report['guidance_scale']:g}" if report.get("guidance_scale", 1) != 1 else "") \
         + (", text kept to valid UTF-8" if report.get("valid_utf8") else "") \
         + (", media formats forced" if report.get("valid_media") else "")
-    validity = [f"| unconditional samples ({sampling}) | valid |", "|---|---|"]
+    validity = [f"| unconditional samples ({sampling}) | valid | went on to another part |", "|---|---|---|"]
     for modality, row in report["validity"].items():
-        validity.append(f"| {modality} | {row['valid']}/{row['samples']} ({row['share']:.0%}) |")
+        validity.append(f"| {modality} | {row['valid']}/{row['samples']} ({row['share']:.0%}) "
+                        f"| {row.get('went_on_to_another_part', '-')} |")
     sections.append(validity)
     captions = report["captions"]
     sections.append([f"caption-conditioned images with the asked colour: {captions['image_colour']['hits']}/"

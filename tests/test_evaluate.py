@@ -79,3 +79,23 @@ def test_caption_sensitivity_scores_each_picture_under_three_captions(tmp_path):
                                                                 "tone_pitch": {"hits": 0, "samples": 1, "share": 0}},
                                                    "caption_sensitivity": report})
     assert caption_sensitivity(tiny_model(), tmp_path / "nowhere") is None
+
+
+def test_a_sample_is_judged_on_the_part_it_was_asked_for(monkeypatch):
+    """A text sample that goes on into a picture is valid text followed by a picture, not broken
+    text; one whose own text is broken is still counted as broken."""
+    import omnibyte.evaluate as evaluate
+    from omnibyte.generate import GenerationResult
+    from omnibyte.vocab import Boundary, ControlToken
+
+    went_on = GenerationResult(data=b"a red circle" + BMP, boundaries=[Boundary(12, ControlToken.IMAGE)],
+                               stop_reason="doc_end")
+    broken = GenerationResult(data=b"ok \xff", boundaries=[Boundary(4, ControlToken.DOC_END)], stop_reason="doc_end")
+    monkeypatch.setattr(evaluate, "_results", lambda *args, **kwargs: [went_on, broken])
+    text = evaluate.sample_validity(None, count=2)["text"]
+    assert (text["valid"], text["samples"], text["went_on_to_another_part"]) == (1, 2, 1)
+    assert "| text | 1/2 (50%) | 1 |" in format_report({"compression": {}, "validity": {"text": text},
+                                                         "captions": {"image_colour": {"hits": 0, "samples": 1,
+                                                                                       "share": 0},
+                                                                      "tone_pitch": {"hits": 0, "samples": 1,
+                                                                                     "share": 0}}})
