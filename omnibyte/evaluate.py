@@ -26,7 +26,7 @@ from PIL import Image
 from .codecs import (BMP_BYTES, FRAME_COUNT, FRAME_SIZE, SAMPLE_RATE, WAV_BYTES, Y4M_BYTES, decode_audio,
                      decode_image)
 from .corpus import COLOURS, shape_caption
-from .generate import SamplingParams, generate
+from .generate import GenerationResult, SamplingParams, generate
 from .model import BytePredictor
 from .modality import Modality
 from .score import score_bytes
@@ -130,8 +130,8 @@ def y4m_is_valid(data: bytes) -> bool:
 
 
 def _results(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
-             batch: int = 16, sampling: dict | None = None) -> list:
-    """`count` GenerationResults; `sampling`: extra SamplingParams fields (top_p, guidance_scale,
+             batch: int = 16, sampling: dict | None = None) -> list[GenerationResult]:
+    """`count` samples; `sampling`: extra SamplingParams fields (top_p, guidance_scale,
     valid_utf8, valid_media)."""
     out = []
     for first in range(0, count, batch):
@@ -139,11 +139,6 @@ def _results(model: BytePredictor, prompt: list[int], count: int, max_bytes: int
         params = SamplingParams(max_new_bytes=max_bytes, seed=seed + first, num_samples=n, **(sampling or {}))
         out += generate(model, prompt, params)
     return out
-
-
-def _samples(model: BytePredictor, prompt: list[int], count: int, max_bytes: int, seed: int,
-             batch: int = 16, sampling: dict | None = None) -> list[tuple[bytes, str | None]]:
-    return [(r.data, r.stop_reason) for r in _results(model, prompt, count, max_bytes, seed, batch, sampling)]
 
 
 def sample_validity(model: BytePredictor, count: int = 32, seed: int = 0,
@@ -197,16 +192,16 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
         background = names[(index + 3) % len(names)]
         caption = shape_caption("circle", colour, background)
         prompt = document_tokens([(Modality.TEXT, caption.encode()), (Modality.IMAGE, b"")])
-        for data, _ in _samples(model, prompt, per_caption, BMP_BYTES, seed + index, sampling=sampling):
+        for sample in _results(model, prompt, per_caption, BMP_BYTES, seed + index, sampling=sampling):
             # at least 5% of the picture in the asked colour: a shape of radius 7 covers 15%
-            share = nearest_colour_share(decode_image(data).pixels, colour)
+            share = nearest_colour_share(decode_image(sample.data).pixels, colour)
             hits += share >= 0.05
             rows.append({"caption": caption, "colour_share": round(share, 3)})
     tone_hits, tone_rows = 0, []
     for index, hz in enumerate((262, 440, 660, 880)):
         prompt = document_tokens([(Modality.TEXT, f"a {hz} Hz sine tone".encode()), (Modality.AUDIO, b"")])
-        for data, _ in _samples(model, prompt, per_caption, WAV_BYTES, seed + 100 + index, sampling=sampling):
-            found = dominant_hz(decode_audio(data).samples)
+        for sample in _results(model, prompt, per_caption, WAV_BYTES, seed + 100 + index, sampling=sampling):
+            found = dominant_hz(decode_audio(sample.data).samples)
             tone_hits += abs(found - hz) <= 0.05 * hz
             tone_rows.append({"hz": hz, "found_hz": round(found, 1)})
     return {"image_colour": {"samples": len(rows), "hits": int(hits), "share": hits / len(rows), "rows": rows},

@@ -31,7 +31,7 @@ from .codecs.audio import WAV_HEADER_BYTES, wav_header
 from .codecs.image import BMP_HEADER
 from .codecs.video import FRAME_MARKER, Y4M_HEADER
 from .sample_guard import SampleGuard
-from .vocab import BYTE_VALUES, VOCAB_SIZE, ControlToken
+from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["FormatGuard"]
 
@@ -42,7 +42,7 @@ _FRAME_BYTES = (Y4M_BYTES - len(Y4M_HEADER)) // FRAME_COUNT
 # most 7, so under 2**19 bytes, about 65 s at 8 kHz (uploads are cut to 60 s)
 _WAV_SIZE_TOP_BYTE2 = 0x07
 
-_MEDIA_TAGS = {ControlToken.IMAGE, ControlToken.AUDIO, ControlToken.VIDEO}
+_MEDIA_TAGS = set(MODALITY_TAGS.values()) - {ControlToken.TEXT}
 _ANYTHING = np.ones(VOCAB_SIZE, dtype=bool)
 _CONTROLS = np.zeros(VOCAB_SIZE, dtype=bool)
 _CONTROLS[BYTE_VALUES:] = True
@@ -66,7 +66,7 @@ _ANY_BYTE = _bytes_in(0, 255)
 class _Part:
     """One sample's place inside a media part: which format, how many bytes so far, its length."""
 
-    __slots__ = ("tag", "pos", "header", "length", "broken")
+    __slots__ = ("tag", "pos", "header", "length", "pad_at", "broken")
 
     def __init__(self, tag: int) -> None:
         self.tag = tag
@@ -74,6 +74,7 @@ class _Part:
         self.header = bytearray()  # its first bytes: the WAV length fields are read from them
         # the whole part's length; a WAV's is known once its header is
         self.length = {ControlToken.IMAGE: BMP_BYTES, ControlToken.VIDEO: Y4M_BYTES}.get(tag)
+        self.pad_at = None  # a WAV's, set with its length
         self.broken = False  # the prompt broke the format: stand aside
 
     def allowed(self) -> np.ndarray:
@@ -94,8 +95,7 @@ class _Part:
     def _wav_allowed(self, pos: int) -> np.ndarray:
         if pos >= WAV_HEADER_BYTES:
             # the pad byte after an odd data chunk is a zero
-            data_size = struct.unpack_from("<I", self.header, 40)[0]
-            return _exactly(0) if pos == WAV_HEADER_BYTES + data_size else _ANY_BYTE
+            return _exactly(0) if pos == self.pad_at else _ANY_BYTE
         if pos not in _WAV_LENGTH_FIELDS:
             return _exactly(_WAV_TEMPLATE[pos])
         if pos >= 40:  # the data size follows from the RIFF size sampled before it
@@ -121,10 +121,12 @@ class _Part:
         if self.pos <= WAV_HEADER_BYTES:
             self.header.append(byte)
         if self.tag == ControlToken.AUDIO and self.pos == WAV_HEADER_BYTES:
-            riff_size, data_size = struct.unpack_from("<I", self.header, 4)[0], struct.unpack_from("<I", self.header, 40)[0]
+            riff_size = struct.unpack_from("<I", self.header, 4)[0]
+            data_size = struct.unpack_from("<I", self.header, 40)[0]
             # a prompt's header may declare an odd length (then a pad byte follows)
             self.broken = self.broken or riff_size != 36 + data_size + data_size % 2
             self.length = WAV_HEADER_BYTES + data_size + data_size % 2
+            self.pad_at = WAV_HEADER_BYTES + data_size  # the pad byte's place when the length is odd
 
 
 class _State:
