@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--seed", type=int, default=0)
     corpus.add_argument("--scale", type=_float, default=1.0, help="multiply procedural and image counts")
     corpus.add_argument("--text-share", type=_float, default=1.0, help="keep this share of text documents")
-    corpus.add_argument("--sources", help="comma-separated source names (default: all)")
+    corpus.add_argument("--sources", help="comma-separated source names (default: all but the opt-in shapes-low)")
 
     ev = commands.add_parser("eval", help="evaluate a model on a corpus's held-out split")
     _add_model_options(ev)
@@ -163,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(repeatable; --corpus gets the rest and its held-out split is the one evaluated)")
     tr.add_argument("--align-documents", action="store_true",
                     help="start every training window at a document start, so captions stay in view")
+    tr.add_argument("--align-mix-only", action="store_true",
+                    help="with --align-documents, align only the --mix corpora's windows: --corpus windows "
+                         "start anywhere, so every part of its documents longer than --seq-len is trained")
     tr.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
     tr.add_argument("--threads", type=_thread_count, default=None)
     tr.add_argument("--quiet", action="store_true")
@@ -456,7 +459,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                       eval_batches=args.eval_batches, seed=args.seed, compile=args.compile,
                       max_minutes=args.max_minutes, init_from=str(args.init) if args.init else None,
                       mix=[(str(folder / "train.tokens"), share) for folder, share in args.mix],
-                      align_documents=args.align_documents)
+                      align_documents=args.align_documents, align_main_corpus=not args.align_mix_only)
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
     print(json.dumps(result), file=sys.stderr)
     return 0

@@ -6,7 +6,8 @@
    be read by libsndfile, text must be UTF-8, a Y4M must parse as eight 16x16 frames.
 3. Caption-conditioned samples checked against their caption: the asked colour in a generated
    image, the asked pitch in a generated tone; and caption sensitivity: what held-out captioned
-   pictures cost after their caption, after one with the wrong shape colour, and after none.
+   pictures cost after their caption, after one with the wrong shape or background colour, and
+   after none.
 """
 
 from __future__ import annotations
@@ -224,17 +225,20 @@ def caption_sensitivity(model: BytePredictor, val_dir: Path, max_files: int = 24
     if not rows:
         return None
     names = list(COLOURS)
-    totals = {"right caption": 0.0, "wrong shape colour": 0.0, "no caption": 0.0}
+    totals = {"right caption": 0.0, "wrong shape colour": 0.0, "wrong background colour": 0.0, "no caption": 0.0}
     size = 0
     for row in rows:
         data = (val_dir.parent / row["file"]).read_bytes()
         size += len(data)
         asks = row["asks"]
-        # the next colour in the palette that is neither the shape's nor the background's
-        wrong = next(c for c in names[names.index(asks["colour"]) + 1:] + names
-                     if c not in (asks["colour"], asks["background"]))
+        # the next colour in the palette after the one changed that is neither the shape's nor the background's
+        def wrong(colour: str) -> str:
+            return next(c for c in names[names.index(colour) + 1:] + names
+                        if c not in (asks["colour"], asks["background"]))
         captions = {"right caption": shape_caption(asks["shape"], asks["colour"], asks["background"]),
-                    "wrong shape colour": shape_caption(asks["shape"], wrong, asks["background"]),
+                    "wrong shape colour": shape_caption(asks["shape"], wrong(asks["colour"]), asks["background"]),
+                    # the background fills the first stored row: the nearest pixel to the caption
+                    "wrong background colour": shape_caption(asks["shape"], asks["colour"], wrong(asks["background"])),
                     "no caption": None}
         for name, caption in captions.items():
             parts = [(Modality.TEXT, caption.encode())] if caption else []
@@ -242,6 +246,8 @@ def caption_sensitivity(model: BytePredictor, val_dir: Path, max_files: int = 24
             totals[name] += float(score_bytes(model, data, prefix=prefix).surprisal_bits.sum())
     return {"files": len(rows), "bytes": size, "bits": {name: round(bits, 1) for name, bits in totals.items()},
             "wrong_minus_right_bits_per_file": (totals["wrong shape colour"] - totals["right caption"]) / len(rows),
+            "wrong_background_minus_right_bits_per_file":
+                (totals["wrong background colour"] - totals["right caption"]) / len(rows),
             "none_minus_right_bits_per_file": (totals["no caption"] - totals["right caption"]) / len(rows)}
 
 
@@ -298,7 +304,9 @@ def format_report(report: dict[str, Any]) -> str:
         sections.append([f"caption sensitivity ({sensitivity['files']} held-out captioned shapes, total bits): "
                          f"right caption {bits['right caption']:,.0f}, shape colour changed "
                          f"{bits['wrong shape colour']:,.0f} ({sensitivity['wrong_minus_right_bits_per_file']:+.1f} "
-                         f"per picture), no caption {bits['no caption']:,.0f} "
+                         f"per picture), background colour changed {bits['wrong background colour']:,.0f} "
+                         f"({sensitivity['wrong_background_minus_right_bits_per_file']:+.1f} per picture), "
+                         f"no caption {bits['no caption']:,.0f} "
                          f"({sensitivity['none_minus_right_bits_per_file']:+.1f} per picture)"])
     return "\n\n".join("\n".join(section) for section in sections)
 

@@ -72,6 +72,10 @@ class TrainConfig:
     # start every training window at a document start, so a document that fits in a window is
     # seen whole: a caption is always in view of the picture it describes
     align_documents: bool = False
+    # with align_documents, whether the --corpus windows are aligned too: False aligns only the
+    # --mix streams and lets the main corpus's windows start anywhere, so every offset of its long
+    # documents (the end of a sound, say) is still trained when seq_len is shorter than they are
+    align_main_corpus: bool = True
 
     def __post_init__(self) -> None:
         if self.seq_len < 2 or self.batch_size < 1 or self.max_steps < 1:
@@ -108,11 +112,11 @@ class TokenStream:
     A new document starts at every DOC_START, so `doc_ids` lets attention stay inside each
     document even though documents are packed back to back. Several streams can be mixed: each
     window comes from stream i with probability weights[i]. With `align_documents` a window
-    starts at a DOC_START instead of anywhere.
+    starts at a DOC_START instead of anywhere (a list: per stream).
     """
 
     def __init__(self, tokens: np.ndarray | list[np.ndarray], seq_len: int, seed: int,
-                 weights: list[float] | None = None, align_documents: bool = False) -> None:
+                 weights: list[float] | None = None, align_documents: bool | list[bool] = False) -> None:
         self.parts = list(tokens) if isinstance(tokens, list) else [tokens]
         for part in self.parts:
             if len(part) < seq_len + 1:
@@ -126,8 +130,11 @@ class TokenStream:
         self.seq_len = seq_len
         self.rng = np.random.default_rng(seed)
         self.starts: list[np.ndarray | None] = [None] * len(self.parts)
-        if align_documents:
-            for index, part in enumerate(self.parts):
+        aligned = align_documents if isinstance(align_documents, list) else [align_documents] * len(self.parts)
+        if len(aligned) != len(self.parts):
+            raise OmniByteError("TokenStream: one align_documents flag per token stream")
+        for index, part in enumerate(self.parts):
+            if aligned[index]:
                 # scanned in pieces: a memory-mapped corpus is not read into memory at once
                 found = [offset + np.flatnonzero(np.asarray(part[offset:offset + (1 << 24)]) == ControlToken.DOC_START)
                          for offset in range(0, len(part), 1 << 24)]
@@ -271,7 +278,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
     # every process draws its own windows; evaluation windows are fixed
     stream = TokenStream([load_tokens(cfg.train_tokens)] + [load_tokens(path) for path, _ in cfg.mix], cfg.seq_len,
                          seed=cfg.seed * 1000 + rank, weights=cfg.stream_weights(),
-                         align_documents=cfg.align_documents)
+                         align_documents=[cfg.align_documents and cfg.align_main_corpus]
+                         + [cfg.align_documents] * len(cfg.mix))
     val = TokenStream(load_tokens(cfg.val_tokens), cfg.seq_len, seed=0)
     optimizer = make_optimizer(model, cfg)
     step, best_val = 0, None

@@ -251,6 +251,17 @@ def test_wide_images_are_center_cropped():
     assert (decode_image(native.data).pixels == (0, 255, 0)).all()
 
 
+def test_a_whole_number_enlargement_is_taken_back_pixel_for_pixel():
+    small = np.random.default_rng(0).integers(0, 256, size=(32, 32, 3), dtype=np.uint8)
+    native = encode_image(image_bytes(small.repeat(4, axis=0).repeat(4, axis=1)))
+    assert "a 4x enlargement of a 32x32 picture: taken back pixel for pixel" in native.notes
+    assert np.array_equal(decode_image(native.data).pixels, small)
+    # one pixel off the block pattern: an ordinary picture, resampled
+    big = small.repeat(4, axis=0).repeat(4, axis=1)
+    big[5, 6] ^= 1
+    assert "resized 128x128 -> 32x32 (Lanczos)" in encode_image(image_bytes(big)).notes
+
+
 def test_16_bit_images_are_scaled_not_clipped():
     deep = Image.fromarray(np.full((8, 8), 32768, dtype=np.uint16))
     out = io.BytesIO()

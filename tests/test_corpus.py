@@ -74,6 +74,22 @@ def test_a_drawn_shape_has_no_blended_edge(shape):
     assert is_shape.any() and (is_shape | (pixels == COLOURS["purple"]).all(1)).all()
 
 
+@pytest.mark.parametrize("shape", ["circle", "square", "triangle"])
+def test_a_shape_on_the_bottom_edge_starts_in_the_first_stored_row(shape):
+    # BMP rows are stored bottom first: the colour comes right after the header
+    for seed in range(5):
+        pixels = draw_shape(shape, "green", "purple", np.random.default_rng(seed), on_bottom_edge=True)
+        assert (pixels[-1] == COLOURS["green"]).all(1).any()
+
+
+def test_the_bottom_edge_shapes_are_built_only_when_asked_for(tmp_path):
+    from omnibyte.corpus import all_documents
+    assert "shapes-low" not in {doc.source for doc in all_documents(0, scale=0.001, sources=None)
+                                if doc.source.startswith("shapes")}
+    low = list(all_documents(0, scale=0.002, sources={"shapes-low"}))
+    assert low and {doc.source for doc in low} == {"shapes-low"}
+
+
 def test_a_tone_has_the_pitch_it_is_named_after():
     samples = np.clip(np.round(tone([440]) * 127 + 128), 0, 255).astype(np.uint8)
     assert abs(dominant_hz(samples) - 440) < 10

@@ -65,12 +65,13 @@ def test_nucleus_truncated_samples_are_reported_as_such():
     assert "top-p" not in report
 
 
-def test_caption_sensitivity_scores_each_picture_under_three_captions(tmp_path):
+def test_caption_sensitivity_scores_each_picture_under_four_captions(tmp_path):
     from omnibyte.evaluate import caption_sensitivity
 
     build_corpus(tmp_path, seed=1, scale=0.05, sources={"shapes"}, bare_share=0.0)
     report = caption_sensitivity(tiny_model(), tmp_path / "val", max_files=2)
-    assert report["files"] >= 1 and set(report["bits"]) == {"right caption", "wrong shape colour", "no caption"}
+    assert report["files"] >= 1 and set(report["bits"]) == {"right caption", "wrong shape colour",
+                                                                  "wrong background colour", "no caption"}
     # an untrained model still pays about 8 bits a byte, whatever the caption
     for bits in report["bits"].values():
         assert 6 * report["bytes"] < bits < 10 * report["bytes"]

@@ -83,10 +83,26 @@ def test_aligned_windows_start_at_a_document_start():
         TokenStream(np.array([1] * 40, dtype=TOKEN_DTYPE), 16, seed=1, align_documents=True)
 
 
+def test_alignment_can_be_chosen_per_stream():
+    rng = np.random.default_rng(0)
+    tokens = []
+    for _ in range(200):
+        tokens += [ControlToken.DOC_START] + rng.integers(0, 256, size=int(rng.integers(3, 30))).tolist()
+    tokens = np.asarray(tokens, dtype=TOKEN_DTYPE)
+    loose = np.full(400, 7, dtype=TOKEN_DTYPE)  # no document starts: must not be scanned for one
+    stream = TokenStream([loose, tokens], 16, seed=1, weights=[0.5, 0.5], align_documents=[False, True])
+    x, _, _ = stream.batch(200)
+    from_loose = (x == 7).all(1)
+    assert 50 < int(from_loose.sum()) < 150
+    assert (x[~from_loose][:, 0] == ControlToken.DOC_START).all()
+    with pytest.raises(OmniByteError, match="one align_documents flag per token stream"):
+        TokenStream([loose, tokens], 16, seed=1, weights=[0.5, 0.5], align_documents=[True])
+
+
 def test_training_on_a_mix_of_corpora_runs_and_refuses_bad_shares(tmp_path):
     other = write_corpus(tmp_path / "other", seed=1)
     cfg = tiny_config(tmp_path, max_steps=6, eval_interval=6, mix=[(other / "train.tokens", 0.5)],
-                      align_documents=True)
+                      align_documents=True, align_main_corpus=False)
     assert cfg.stream_weights() == [0.5, 0.5]
     assert train(cfg, progress=False)["step"] == 6
     for shares in ([0.0], [1.0], [0.6, 0.5]):

@@ -160,6 +160,26 @@ def center_square(im: Image.Image, notes: list[str]) -> Image.Image:
     return im.crop((left, top, left + side, top + side))
 
 
+def shrink_square(im: Image.Image, side: int, notes: list[str]) -> Image.Image:
+    """A square picture -> side x side. A whole-number enlargement of a side x side picture (pixel
+    art, or our own examples: every k x k block one colour) is taken back pixel for pixel, since
+    Lanczos would ring at its hard edges and hand the model colours the picture never had;
+    anything else is resampled with Lanczos."""
+    if im.width == side:
+        return im
+    if im.width % side == 0:
+        factor = im.width // side
+        pixels = np.asarray(im)
+        corners = np.ascontiguousarray(pixels[::factor, ::factor])
+        # (side, factor, side, factor, ...) against each block's corner, without copying the picture
+        blocks = pixels.reshape(side, factor, side, factor, *pixels.shape[2:])
+        if (blocks == corners[:, None, :, None]).all():
+            notes.append(f"a {factor}x enlargement of a {side}x{side} picture: taken back pixel for pixel")
+            return Image.fromarray(corners)
+    notes.append(f"resized {im.width}x{im.height} -> {side}x{side} (Lanczos)")
+    return im.resize((side, side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
 def pixels_to_bmp(rgb: np.ndarray) -> bytes:
     """(32, 32, 3) uint8 RGB, top row first -> native BMP (bottom-up rows of BGR pixels)."""
     return BMP_HEADER + np.ascontiguousarray(rgb[::-1, :, ::-1]).tobytes()
@@ -191,10 +211,7 @@ def encode_image(data: bytes) -> NativeBytes:
             # phone photos store pixels sideways and say so in EXIF; show them the way they were shot
             im = ImageOps.exif_transpose(im)
             notes.append("rotated as its EXIF orientation says")
-        im = center_square(to_rgb(im, notes), notes)
-        if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-            notes.append(f"resized {im.width}x{im.height} -> {IMAGE_SIZE}x{IMAGE_SIZE} (Lanczos)")
-            im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        im = shrink_square(center_square(to_rgb(im, notes), notes), IMAGE_SIZE, notes)
         pixels = np.asarray(im, dtype=np.uint8)
     except OmniByteError:
         raise

@@ -20,7 +20,7 @@ from PIL import Image, ImageSequence
 from ..errors import OmniByteError
 from ..modality import Modality
 from .common import NEUTRAL_GREY, NativeBytes, check_upload
-from .image import MAX_IMAGE_PIXELS, center_square, open_image, to_rgb
+from .image import MAX_IMAGE_PIXELS, center_square, open_image, shrink_square, to_rgb
 
 __all__ = [
     "FRAME_SIZE",
@@ -153,10 +153,7 @@ def _y4m_frames(data: bytes, notes: list[str]) -> Iterator[tuple[Fraction, Image
 def _small_frame(im: Image.Image, notes: list[str]) -> np.ndarray:
     """Any frame -> (16, 16) uint8 luma."""
     grey = center_square(to_rgb(im, notes).convert("L"), notes)
-    if grey.size != (FRAME_SIZE, FRAME_SIZE):
-        notes.append(f"resized {grey.width}x{grey.height} -> {FRAME_SIZE}x{FRAME_SIZE} (Lanczos)")
-        grey = grey.resize((FRAME_SIZE, FRAME_SIZE), Image.Resampling.LANCZOS, reducing_gap=3.0)
-    return np.asarray(grey, dtype=np.uint8)
+    return np.asarray(shrink_square(grey, FRAME_SIZE, notes), dtype=np.uint8)
 
 
 def _sample_clip(source: Iterator[tuple[Fraction, Image.Image]], notes: list[str]) -> np.ndarray:
