@@ -374,7 +374,7 @@ _SUFFIX = {Modality.TEXT: ".txt", Modality.IMAGE: ".bmp", Modality.AUDIO: ".wav"
 
 
 def all_documents(seed: int, scale: float = 1.0, sources: set[str] | None = None) -> Iterator[Document]:
-    """Every document, source by source; `sources` picks some by name (default: all)."""
+    """Every document, source by source; `sources` picks some by name (default: all but the opt-in ones)."""
     rng = np.random.default_rng(seed)
     n = lambda count: max(1, int(count * scale))  # noqa: E731
     makers = {
@@ -383,21 +383,26 @@ def all_documents(seed: int, scale: float = 1.0, sources: set[str] | None = None
         "python-docs": lambda: text_python_docs(),
         "dictionaries": lambda: text_dictionaries(),
         "shapes": lambda: images_shapes(rng, n(6000)),
-        # its own random stream, so asking for it leaves every other source's documents as they were
-        "shapes-low": lambda: images_shapes(np.random.default_rng([seed, 1]), n(3000), on_bottom_edge=True),
         "tango-icons": lambda: images_icons(rng, n(850)),
         "openclipart": lambda: images_clipart(rng, n(2500)),
         "tones": lambda: audio_tones(rng, n(3000)),
         "speech": lambda: audio_speech(),
         "moving-shapes": lambda: video_shapes(rng, n(2500)),
         "mixed": lambda: mixed_documents(rng, n(1500)),
+        # its own random stream, so asking for it leaves every other source's documents as they were
+        "shapes-low": lambda: images_shapes(np.random.default_rng([seed, 1]), n(3000), on_bottom_edge=True),
     }
-    unknown = set(sources or ()) - set(makers)
+    for name in selected_sources(sources):
+        yield from makers[name]()
+
+
+def selected_sources(sources: set[str] | None) -> list[str]:
+    """The sources a build makes, in build order: those named, or by default all but the opt-in ones."""
+    known = SOURCES + OPT_IN_SOURCES
+    unknown = set(sources or ()) - set(known)
     if unknown:
-        raise OmniByteError(f"unknown corpus source(s): {', '.join(sorted(unknown))}; known: {', '.join(makers)}")
-    for name, make in makers.items():
-        if (sources is None and name not in OPT_IN_SOURCES) or (sources is not None and name in sources):
-            yield from make()
+        raise OmniByteError(f"unknown corpus source(s): {', '.join(sorted(unknown))}; known: {', '.join(known)}")
+    return [name for name in known if (name in sources if sources is not None else name not in OPT_IN_SOURCES)]
 
 
 SOURCES = ("fortunes", "bible-kjv", "python-docs", "dictionaries", "shapes", "tango-icons", "openclipart", "tones",

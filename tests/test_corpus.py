@@ -82,10 +82,10 @@ def test_a_shape_on_the_bottom_edge_starts_in_the_first_stored_row(shape):
         assert (pixels[-1] == COLOURS["green"]).all(1).any()
 
 
-def test_the_bottom_edge_shapes_are_built_only_when_asked_for(tmp_path):
-    from omnibyte.corpus import all_documents
-    assert "shapes-low" not in {doc.source for doc in all_documents(0, scale=0.001, sources=None)
-                                if doc.source.startswith("shapes")}
+def test_the_bottom_edge_shapes_are_built_only_when_asked_for():
+    from omnibyte.corpus import SOURCES, all_documents, selected_sources
+    assert selected_sources(None) == list(SOURCES) and "shapes-low" not in SOURCES
+    assert selected_sources({"shapes", "shapes-low"}) == ["shapes", "shapes-low"]
     low = list(all_documents(0, scale=0.002, sources={"shapes-low"}))
     assert low and {doc.source for doc in low} == {"shapes-low"}
 
