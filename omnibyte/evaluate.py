@@ -54,11 +54,20 @@ def _flac_bytes(data: bytes) -> int:
     return len(buffer.getvalue())
 
 
+def _spread(files: list[Path], count: int | None) -> list[Path]:
+    """`count` files evenly spaced through the sorted list (all of them when count is None or
+    larger). The files are numbered source by source, so the first `count` would be mostly the
+    first source (90 of the first 100 held-out texts are fortunes); spaced out, every source is in."""
+    if count is None or len(files) <= count:
+        return files
+    return [files[i] for i in np.linspace(0, len(files) - 1, num=count).round().astype(int)]
+
+
 def compression_table(model: BytePredictor, val_dir: Path, max_files: int | None = 100) -> dict[str, dict]:
     """Per modality: files, bytes, and bits per byte under the model and each classical coder."""
     table: dict[str, dict] = {}
     for modality in (Modality.TEXT, Modality.IMAGE, Modality.AUDIO, Modality.VIDEO):
-        files = sorted((val_dir / modality.value).glob(_SUFFIX[modality]))[:max_files]
+        files = _spread(sorted((val_dir / modality.value).glob(_SUFFIX[modality])), max_files)
         if not files:
             continue
         totals = {"model": 0.0, "gzip -9": 0, "xz -9": 0}

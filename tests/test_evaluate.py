@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -33,6 +35,15 @@ def test_text_cut_inside_a_character_counts_only_when_the_cut_was_ours():
     assert text_is_valid(b"ok" + cut, cut_short=True)
     assert not text_is_valid(b"ok" + cut, cut_short=False)
     assert not text_is_valid(b"\xff\xfeok", cut_short=True)
+
+
+def test_scored_files_are_spread_over_the_whole_split_not_its_first_source():
+    from omnibyte.evaluate import _spread
+    files = [Path(f"{i:05d}.txt") for i in range(751)]
+    picked = _spread(files, 100)
+    assert len(picked) == 100 == len(set(picked)) and picked[0] == files[0] and picked[-1] == files[-1]
+    assert sum(f in files[:90] for f in picked) <= 13  # about its share, not 90 of 100
+    assert _spread(files[:5], 100) == files[:5] and _spread(files, None) == files
 
 
 def test_the_compression_table_compares_the_model_with_classical_coders(tmp_path):
