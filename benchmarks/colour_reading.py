@@ -23,16 +23,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.corpus import COLOURS, shape_caption  # noqa: E402
+from omnibyte.corpus import shape_caption  # noqa: E402
+from omnibyte.evaluate import changed_colour  # noqa: E402
 from omnibyte.modality import Modality  # noqa: E402
 
 HEADER = 54  # bytes of BMP header before the first pixel
-
-
-def other_colour(colour: str, asks: dict) -> str:
-    """The next palette colour after `colour` that is neither the shape's nor the background's."""
-    names = list(COLOURS)
-    return next(c for c in names[names.index(colour) + 1:] + names if c not in (asks["colour"], asks["background"]))
 
 
 def main() -> int:
@@ -74,8 +69,8 @@ def main() -> int:
         stored = np.frombuffer(data[HEADER:], np.uint8).reshape(-1, 3)
         first_shape = HEADER + 3 * int(np.argmax((stored != stored[0]).any(1)))
         right = bits(asks["shape"], asks["colour"], asks["background"], data)
-        wrong_background = bits(asks["shape"], asks["colour"], other_colour(asks["background"], asks), data)
-        wrong_shape = bits(asks["shape"], other_colour(asks["colour"], asks), asks["background"], data)
+        wrong_background = bits(asks["shape"], asks["colour"], changed_colour(asks["background"], asks), data)
+        wrong_shape = bits(asks["shape"], changed_colour(asks["colour"], asks), asks["background"], data)
         pixels["background, right caption"].append(right[HEADER:HEADER + 3].sum())
         pixels["background, its colour changed"].append(wrong_background[HEADER:HEADER + 3].sum())
         pixels["shape, right caption"].append(right[first_shape:first_shape + 3].sum())

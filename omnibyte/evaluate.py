@@ -33,8 +33,8 @@ from .modality import Modality
 from .score import score_bytes
 from .vocab import MODALITY_TAGS, document_tokens
 
-__all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "evaluate",
-           "nearest_colour_share", "dominant_hz"]
+__all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "changed_colour",
+           "evaluate", "nearest_colour_share", "dominant_hz"]
 
 _SUFFIX = {Modality.TEXT: "*.txt", Modality.IMAGE: "*.bmp", Modality.AUDIO: "*.wav", Modality.VIDEO: "*.y4m"}
 SAMPLE_BYTES = {Modality.TEXT: 256, Modality.IMAGE: BMP_BYTES, Modality.AUDIO: WAV_BYTES, Modality.VIDEO: Y4M_BYTES}
@@ -219,6 +219,13 @@ def caption_checks(model: BytePredictor, per_caption: int = 4, seed: int = 0,
                            "rows": tone_rows}}
 
 
+def changed_colour(colour: str, asks: dict) -> str:
+    """The next palette colour after `colour` that is neither the shape's nor the background's
+    in `asks`: a caption with it names a picture that is not there."""
+    names = list(COLOURS)
+    return next(c for c in names[names.index(colour) + 1:] + names if c not in (asks["colour"], asks["background"]))
+
+
 def caption_sensitivity(model: BytePredictor, val_dir: Path, max_files: int = 24) -> dict[str, Any] | None:
     """Does the model read the caption? Held-out captioned shape pictures scored after their own
     caption, after the same caption with the shape's colour changed, and after none: total bits.
@@ -233,21 +240,17 @@ def caption_sensitivity(model: BytePredictor, val_dir: Path, max_files: int = 24
     rows = rows[:max_files]
     if not rows:
         return None
-    names = list(COLOURS)
     totals = {"right caption": 0.0, "wrong shape colour": 0.0, "wrong background colour": 0.0, "no caption": 0.0}
     size = 0
     for row in rows:
         data = (val_dir.parent / row["file"]).read_bytes()
         size += len(data)
         asks = row["asks"]
-        # the next colour in the palette after the one changed that is neither the shape's nor the background's
-        def wrong(colour: str) -> str:
-            return next(c for c in names[names.index(colour) + 1:] + names
-                        if c not in (asks["colour"], asks["background"]))
+        wrong_shape, wrong_background = (changed_colour(asks[key], asks) for key in ("colour", "background"))
         captions = {"right caption": shape_caption(asks["shape"], asks["colour"], asks["background"]),
-                    "wrong shape colour": shape_caption(asks["shape"], wrong(asks["colour"]), asks["background"]),
+                    "wrong shape colour": shape_caption(asks["shape"], wrong_shape, asks["background"]),
                     # the background fills the first stored row: the nearest pixel to the caption
-                    "wrong background colour": shape_caption(asks["shape"], asks["colour"], wrong(asks["background"])),
+                    "wrong background colour": shape_caption(asks["shape"], asks["colour"], wrong_background),
                     "no caption": None}
         for name, caption in captions.items():
             parts = [(Modality.TEXT, caption.encode())] if caption else []
