@@ -296,10 +296,10 @@ def test_non_image_bytes_are_refused_as_an_image():
 @pytest.mark.parametrize("side", [9_000, 10_000, 100_000])  # over our limit, Pillow's warning, Pillow's error
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")  # Pillow warns; we refuse
 def test_decompression_bomb_is_refused_before_decoding(side):
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: a busy machine does not stretch it
     with pytest.raises(OmniByteError, match="refused"):
         to_native(png_declaring(side, side))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 def test_truncated_bmp_keeps_the_rows_that_arrived():
