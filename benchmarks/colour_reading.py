@@ -23,8 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.corpus import shape_caption  # noqa: E402
-from omnibyte.evaluate import changed_colour  # noqa: E402
+from omnibyte.corpus import SHAPES, shape_caption  # noqa: E402
+from omnibyte.evaluate import captioned_shapes, changed_colour  # noqa: E402
 from omnibyte.modality import Modality  # noqa: E402
 
 HEADER = 54  # bytes of BMP header before the first pixel
@@ -49,9 +49,9 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     model = load_model(args.model)
     val = args.corpus / "val"
-    rows = [row for row in map(json.loads, (val / "captions.jsonl").read_text().splitlines())
-            if row.get("source", "").startswith("shapes") and row.get("asks", {}).get("shape") not in (None, "stripes")]
-    rows = rows[:args.files]
+    # stripes cover the whole picture: no shape pixel follows a run of background
+    rows = captioned_shapes(val, args.files, sources=("shapes", "shapes-low"),
+                            shapes=tuple(shape for shape in SHAPES if shape != "stripes"))
     if not rows:
         print(f"no held-out captioned shapes in {val}", file=sys.stderr)
         return 1
@@ -68,6 +68,7 @@ def main() -> int:
         asks = row["asks"]
         stored = np.frombuffer(data[HEADER:], np.uint8).reshape(-1, 3)
         first_shape = HEADER + 3 * int(np.argmax((stored != stored[0]).any(1)))
+        data = data[:first_shape + 3]  # nothing after the shape's first pixel is read
         right = bits(asks["shape"], asks["colour"], asks["background"], data)
         wrong_background = bits(asks["shape"], asks["colour"], changed_colour(asks["background"], asks), data)
         wrong_shape = bits(asks["shape"], changed_colour(asks["colour"], asks), asks["background"], data)

@@ -26,15 +26,15 @@ from PIL import Image
 
 from .codecs import (BMP_BYTES, FRAME_COUNT, FRAME_SIZE, SAMPLE_RATE, WAV_BYTES, Y4M_BYTES, decode_audio,
                      decode_image)
-from .corpus import COLOURS, shape_caption
+from .corpus import COLOURS, SHAPES, shape_caption
 from .generate import GenerationResult, SamplingParams, generate
 from .model import BytePredictor
 from .modality import Modality
 from .score import score_bytes
 from .vocab import MODALITY_TAGS, document_tokens
 
-__all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "changed_colour",
-           "evaluate", "nearest_colour_share", "dominant_hz"]
+__all__ = ["compression_table", "sample_validity", "caption_checks", "caption_sensitivity", "captioned_shapes",
+           "changed_colour", "evaluate", "nearest_colour_share", "dominant_hz"]
 
 _SUFFIX = {Modality.TEXT: "*.txt", Modality.IMAGE: "*.bmp", Modality.AUDIO: "*.wav", Modality.VIDEO: "*.y4m"}
 SAMPLE_BYTES = {Modality.TEXT: 256, Modality.IMAGE: BMP_BYTES, Modality.AUDIO: WAV_BYTES, Modality.VIDEO: Y4M_BYTES}
@@ -226,18 +226,26 @@ def changed_colour(colour: str, asks: dict) -> str:
     return next(c for c in names[names.index(colour) + 1:] + names if c not in (asks["colour"], asks["background"]))
 
 
+def captioned_shapes(val_dir: Path, count: int, sources: tuple[str, ...] = ("shapes",),
+                     shapes: tuple[str, ...] = SHAPES) -> list[dict]:
+    """The first `count` held-out captioned shape pictures of `sources` drawing one of `shapes`:
+    their rows of the split's captions.jsonl (file, source, asks); none when it has no such file."""
+    path = val_dir / "captions.jsonl"
+    if not path.is_file():
+        return []
+    rows = [row for row in map(json.loads, path.read_text().splitlines())
+            if row.get("source") in sources and {"colour", "background", "shape"} <= set(row.get("asks", {}))
+            and row["asks"]["shape"] in shapes]
+    return rows[:count]
+
+
 def caption_sensitivity(model: BytePredictor, val_dir: Path, max_files: int = 24) -> dict[str, Any] | None:
     """Does the model read the caption? Held-out captioned shape pictures scored after their own
     caption, after the same caption with the shape's colour changed, and after none: total bits.
     A model that uses the colour word pays more for the picture under the wrong caption. Sampling
     checks (caption_checks) say how often it complies; this says, with far less noise, whether
     the caption moves its predictions at all. None when the split has no captioned shapes."""
-    path = val_dir / "captions.jsonl"
-    if not path.is_file():
-        return None
-    rows = [row for row in map(json.loads, path.read_text().splitlines())
-            if row.get("source") == "shapes" and {"colour", "background", "shape"} <= set(row.get("asks", {}))]
-    rows = rows[:max_files]
+    rows = captioned_shapes(val_dir, max_files)
     if not rows:
         return None
     totals = {"right caption": 0.0, "wrong shape colour": 0.0, "wrong background colour": 0.0, "no caption": 0.0}
