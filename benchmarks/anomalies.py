@@ -23,6 +23,12 @@ use `--seed 0`, which tuning never sees.
 
     python benchmarks/anomalies.py --files 20 --seed 0 --threads 2 --json benchmarks/results/anomalies.json \
         --md benchmarks/results/anomalies.md
+
+`--real` scores the real-world yardstick instead (benchmarks/real: files whose sources never
+train), each file clean and with a 64-byte foreign slice written into it:
+
+    python benchmarks/anomalies.py --real --threads 2 --json benchmarks/results/anomalies-real.json \
+        --md benchmarks/results/anomalies-real.md
 """
 
 from __future__ import annotations
@@ -137,6 +143,72 @@ def build_cases(model, files: dict[str, list[Path]], seed: int) -> list[Case]:
                 cases.append(Case(modality, kind, length, span, scores.surprisal_bits, scores.entropy_bits, starts,
                                   native_header_size(corrupted, guessed)))
     return cases
+
+
+# what is written into real files: random bytes into text, English into pictures and sounds
+FOREIGN_SENTENCE = (b"The quick brown fox jumps over the lazy dog, and then it runs back home again before dark. ")
+REAL_SLICE = 64
+
+
+def real_cases(model, real_dir: Path, seed: int) -> list[Case]:
+    """Each real-world yardstick file as it is, and with a 64-byte foreign slice written over it at
+    a random place after its header."""
+    from omnibyte.score import score_bytes
+
+    rng = np.random.default_rng(seed + 2000)
+    cases = []
+    for modality, pattern in MODALITIES.items():
+        for path in sorted((real_dir / modality).glob(pattern)):
+            data = path.read_bytes()
+            header = native_header_size(data, Modality(modality))
+            start = int(rng.integers(header, len(data) - REAL_SLICE))
+            if modality == "text":
+                foreign = rng.integers(0, 256, REAL_SLICE, dtype=np.uint8).tobytes()
+            else:
+                foreign = FOREIGN_SENTENCE[:REAL_SLICE]
+            corrupted = data[:start] + foreign + data[start + REAL_SLICE:]
+            for kind, content, span in (("clean", data, None), ("foreign", corrupted, (start, start + REAL_SLICE))):
+                guessed = guess_modality(content)
+                prefix = prefix_tokens(guessed)
+                scores = score_bytes(model, content, prefix=prefix)
+                starts = tuple(range(0, len(content), model.config.max_seq_len - len(prefix)))
+                cases.append(Case(modality, kind, REAL_SLICE if span else 0, span, scores.surprisal_bits,
+                                  scores.entropy_bits, starts, native_header_size(content, guessed)))
+    return cases
+
+
+def evaluate_real(cases: list[Case], settings: AnomalySettings) -> dict:
+    """Per modality: corrupted files whose slice was found, and clean files given any region."""
+    out: dict[str, dict] = {}
+    for case in cases:
+        regions = find_regions(case.surprisal, settings, case.context_starts, case.header_size).regions
+        for key in (case.modality, "all"):
+            row = out.setdefault(key, {"found": 0, "corrupted": 0, "clean_flagged": 0, "clean": 0})
+            if case.kind == "clean":
+                row["clean"] += 1
+                row["clean_flagged"] += bool(regions)
+            else:
+                row["corrupted"] += 1
+                row["found"] += any(_overlaps(r, case.span) for r in regions)
+    for row in out.values():
+        row["found_share"] = row["found"] / row["corrupted"] if row["corrupted"] else None
+        row["clean_flagged_share"] = row["clean_flagged"] / row["clean"] if row["clean"] else None
+    return out
+
+
+def markdown_real(result: dict) -> str:
+    lines = [f"Real-world yardstick ({result['real']}), a {REAL_SLICE}-byte foreign slice written into each file "
+             f"(random bytes into text, an English sentence into pictures and sounds); model {result['model']}; "
+             f"a slice is found when a region overlaps it within +-{TOLERANCE} bytes.", "",
+             "| real files | slice found | clean files given a region |", "|---|---|---|"]
+    for key, row in result["scores"].items():
+        lines.append(f"| {key} | {row['found_share']:.2f} ({row['found']}/{row['corrupted']}) | "
+                     f"{row['clean_flagged_share']:.2f} ({row['clean_flagged']}/{row['clean']}) |")
+    row = result["scores"]["all"]
+    met = row["found_share"] >= 0.8 and row["clean_flagged_share"] <= 0.1
+    lines += ["", f"Target: found in >= 80% of corrupted files, <= 10% of clean files given any region: "
+                  f"{'met' if met else 'not met'}."]
+    return "\n".join(lines) + "\n"
 
 
 def save_cases(path: Path, cases: list[Case], key: dict, seconds: float) -> None:
@@ -260,6 +332,9 @@ def markdown(result: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=ROOT / "runs" / "corpus")
+    parser.add_argument("--real", type=Path, nargs="?", const=ROOT / "benchmarks" / "real", default=None,
+                        help="score the real-world yardstick (default benchmarks/real) with a foreign slice "
+                             "written into each file, instead of the corpus's held-out files")
     parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped one)")
     parser.add_argument("--files", type=int, default=16, help="held-out files per modality")
     parser.add_argument("--seed", type=int, default=0)
@@ -278,8 +353,22 @@ def main() -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    files = corpus_files(args.corpus, args.files, args.seed)
     model = load_model(args.model)
+    if args.real is not None:
+        started = time.perf_counter()
+        cases = real_cases(model, args.real, args.seed)
+        result = {"real": str(args.real.relative_to(ROOT) if args.real.is_relative_to(ROOT) else args.real),
+                  "model": str(args.model or "assets/checkpoint"), "seed": args.seed,
+                  "seconds_per_file": (time.perf_counter() - started) / len(cases),
+                  "scores": evaluate_real(cases, AnomalySettings())}
+        text = markdown_real(result)
+        print(text)
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=2) + "\n")
+        if args.md:
+            args.md.write_text(text)
+        return
+    files = corpus_files(args.corpus, args.files, args.seed)
     from omnibyte.compress import model_fingerprint
 
     key = {"seed": args.seed, "files": [str(p) for m in files.values() for p in m], "model": model_fingerprint(model).hex()}

@@ -125,9 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--text-share", type=_float, default=1.0, help="keep this share of text documents")
     corpus.add_argument("--sources", help="comma-separated source names (default: all but the opt-in shapes-low)")
 
-    ev = commands.add_parser("eval", help="evaluate a model on a corpus's held-out split")
+    ev = commands.add_parser("eval", help="evaluate a model on a corpus's held-out split, or on the real-world "
+                                          "yardstick with --real")
     _add_model_options(ev)
-    ev.add_argument("--corpus", type=Path, required=True, metavar="DIR")
+    source = ev.add_mutually_exclusive_group(required=True)
+    source.add_argument("--corpus", type=Path, metavar="DIR")
+    source.add_argument("--real", nargs="?", const="", metavar="DIR",
+                        help="the real-world yardstick: files from sources that never train (default benchmarks/real)")
+    ev.add_argument("--grid", type=Path, metavar="PNG",
+                    help="with --real: also draw the model's top halves of the held-out photos beside the truth")
     ev.add_argument("--samples", type=_positive_int, default=32, help="unconditional samples per modality")
     ev.add_argument("--max-files", type=_positive_int, default=100, help="held-out files per modality to score")
     ev.add_argument("--seed", type=int, default=0)
@@ -427,9 +433,16 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate, format_report, save_report
+    from .evaluate import REAL_DIR, evaluate, format_real_report, format_report, real_world_report, save_report
     from .generate import SamplingParams
 
+    if args.real is not None:
+        model = _load(args)
+        report = real_world_report(model, Path(args.real) if args.real else REAL_DIR, grid=args.grid, seed=args.seed)
+        print(format_real_report(report))
+        if args.json:
+            save_report(report, args.json)
+        return 0
     if not (args.corpus / "val").is_dir():
         raise OmniByteError(f"{args.corpus} has no held-out split (val/): build one with `corpus`")
     model = _load(args)

@@ -42,6 +42,7 @@ from .codecs import (FRAME_COUNT, FRAME_SIZE, IMAGE_SIZE, SAMPLE_RATE, audio_to_
                      frames_to_y4m, pixels_to_bmp)
 from .errors import OmniByteError
 from .modality import Modality
+from .real_material import document_documents, instrument_documents, photo_documents
 from .vocab import document_tokens
 
 __all__ = ["Document", "build_corpus", "all_documents", "COLOURS", "SHAPES", "SOURCES", "VAL_SHARE"]
@@ -391,6 +392,10 @@ def all_documents(seed: int, scale: float = 1.0, sources: set[str] | None = None
         "mixed": lambda: mixed_documents(rng, n(1500)),
         # its own random stream, so asking for it leaves every other source's documents as they were
         "shapes-low": lambda: images_shapes(np.random.default_rng([seed, 1]), n(3000), on_bottom_edge=True),
+        # real material (omnibyte/real_material.py), each on its own random stream
+        "photos": lambda: photo_documents(np.random.default_rng([seed, 2]), n(600)),
+        "instruments": lambda: instrument_documents(np.random.default_rng([seed, 3]), n(2)),
+        "documents": lambda: document_documents(np.random.default_rng([seed, 4])),
     }
     for name in selected_sources(sources):
         yield from makers[name]()
@@ -407,9 +412,10 @@ def selected_sources(sources: set[str] | None) -> list[str]:
 
 SOURCES = ("fortunes", "bible-kjv", "python-docs", "dictionaries", "shapes", "tango-icons", "openclipart", "tones",
            "speech", "moving-shapes", "mixed")
-# built only when asked for by name: a teaching aid for reading the caption's colour word (README,
-# "caption conditioning"), not part of the default corpus the shipped model's figures are taken on
-OPT_IN_SOURCES = ("shapes-low",)
+# built only when asked for by name, so the default corpus (the one the corpus split's figures are
+# taken on) stays as it was: a teaching aid for reading the caption's colour word, and the real
+# material, which trains through `train --mix`
+OPT_IN_SOURCES = ("shapes-low", "photos", "instruments", "documents")
 
 
 # share of caption-then-one-thing documents written without their caption: without bare ones the
