@@ -376,12 +376,10 @@ def continuation_grid(model: BytePredictor, files: list[Path], out: str | Path, 
         made = decode_image(data[:len(BMP_HEADER) + _HALF] + result.data[:_HALF]).pixels
         tiles.append(np.concatenate([decode_image(data).pixels, np.full((32, 4, 3), 255, np.uint8), made], axis=1))
     columns = 4
-    rows = -(-len(tiles) // columns)
-    blank = np.full_like(tiles[0], 255)
-    grid = np.concatenate([np.concatenate([np.pad(t, ((2, 2), (2, 6), (0, 0)), constant_values=255)
-                                           for t in (tiles[r * columns:(r + 1) * columns]
-                                                     + [blank] * (columns - len(tiles[r * columns:(r + 1) * columns])))],
-                                          axis=1) for r in range(rows)], axis=0)
+    tiles += [np.full_like(tiles[0], 255)] * (-len(tiles) % columns)  # blank tiles fill the last row
+    framed = [np.pad(tile, ((2, 2), (2, 6), (0, 0)), constant_values=255) for tile in tiles]
+    rows = [np.concatenate(framed[start:start + columns], axis=1) for start in range(0, len(framed), columns)]
+    grid = np.concatenate(rows, axis=0)
     Image.fromarray(grid).resize((grid.shape[1] * 4, grid.shape[0] * 4), Image.Resampling.NEAREST).save(out)
 
 

@@ -28,6 +28,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -35,6 +36,9 @@ from PIL import Image
 from .codecs import IMAGE_SIZE, SAMPLE_RATE, audio_to_wav, pixels_to_bmp
 from .errors import OmniByteError
 from .modality import Modality
+
+if TYPE_CHECKING:  # corpus.py imports this module to build its sources, so Document is imported late
+    from .corpus import Document
 
 __all__ = ["HELD_OUT_PHOTOS", "HELD_OUT_PROGRAMS", "HELD_OUT_PROJECTS", "PHOTOS", "photo_paths", "photo_view",
            "photo_documents", "instrument_documents", "document_documents", "is_permissive", "build_yardstick"]
@@ -108,7 +112,7 @@ def photo_view(pixels: np.ndarray, rng: np.random.Generator, whole: bool = False
     return np.clip(np.round(small), 0, 255).astype(np.uint8)
 
 
-def photo_documents(rng: np.random.Generator, views_per_photo: int) -> Iterator["Document"]:
+def photo_documents(rng: np.random.Generator, views_per_photo: int) -> Iterator[Document]:
     """Views of every installed photo but the held-out ones; half captioned "a photo: ..."."""
     from .corpus import Document
     for name, path in photo_paths().items():
@@ -280,7 +284,7 @@ def _pieces(rng: np.random.Generator, programs: tuple[int, ...], kits: tuple[int
         yield f"ensemble/{number}", "music: a band", tracks
 
 
-def instrument_documents(rng: np.random.Generator, pieces: int, seconds: float = 12.0) -> Iterator["Document"]:
+def instrument_documents(rng: np.random.Generator, pieces: int, seconds: float = 12.0) -> Iterator[Document]:
     """Clips of pieces composed for every General MIDI program and drum kit but the held-out ones,
     half of them captioned with the instrument's family. Needs fluidsynth and the soundfont."""
     from .corpus import Document
@@ -404,7 +408,7 @@ def permissive_projects(held_out: bool) -> list[importlib.metadata.Distribution]
     return [chosen[name] for name in sorted(chosen)]
 
 
-def document_documents(rng: np.random.Generator) -> Iterator["Document"]:
+def document_documents(rng: np.random.Generator) -> Iterator[Document]:
     """Pieces of every permissively licensed installed project's documents but the held-out ones,
     each distinct piece once."""
     from .corpus import Document
@@ -461,7 +465,8 @@ def build_yardstick(out_dir: str | Path, seed: int = 0, photo_views: int = 8, in
     paths = photo_paths()
     missing = [name for name in HELD_OUT_PHOTOS if name not in paths]
     if missing:
-        raise OmniByteError(f"held-out photos not installed: {', '.join(missing)} (pip install scikit-image scikit-learn)")
+        raise OmniByteError(f"held-out photos not installed: {', '.join(missing)} "
+                            "(pip install scikit-image scikit-learn)")
     number = 0
     for name in HELD_OUT_PHOTOS:
         pixels = _load_rgb(paths[name])
