@@ -45,7 +45,7 @@ import torch
 from .errors import OmniByteError
 from .model import BytePredictor
 
-__all__ = ["DeterministicStep", "byte_frequencies", "check_float_environment", "rope_tables", "LANES"]
+__all__ = ["DeterministicStep", "byte_frequencies", "check_float_environment", "rope_tables", "warm_up", "LANES"]
 
 # Without fastmath: the default, and the point of this module (see the docstring).
 _jit = numba.njit(cache=True, nogil=True)
@@ -349,3 +349,10 @@ class DeterministicStep:
         return _step(tokens, pos, self.embedding, self.cos, self.sin, self.rotated, self.qkv, self.qk_gain,
                      self.qk_gain_rotated, self.out, self.gate_up, self.down, self.lm_head, self.k_caches,
                      self.v_caches, self.n_heads, self.eps)
+
+
+def warm_up(model: BytePredictor) -> None:
+    """Compile (or load from Numba's disk cache) the step and the frequencies, so that a first
+    compression does not wait for it."""
+    step = DeterministicStep(model, batch_size=1, max_positions=1)
+    byte_frequencies(step(np.zeros(1, np.int64), 0), 2**24)
