@@ -78,9 +78,10 @@ def _lane_sum(v, n):
 
 
 @_jit
-def _exp_nonpositive(x):
-    """e**x for x <= 0 (clamped at -87): 2**frac by a degree-6 polynomial (relative error under
-    1e-5), times 2**k from a table of powers of two (an exact product: the result stays normal)."""
+def _exp_split(x):
+    """e**x for x <= 0 (clamped at -87) as (m, k), e**x = m * 2**k with m in [1, 2): 2**frac by a
+    degree-6 polynomial (relative error under 1e-5). k >= -126 keeps m * 2**k a normal float32,
+    so setting k in the exponent bits and multiplying by 2**k are the same, exact, operation."""
     t = max(x, _EXP_FLOOR) * _LOG2E
     k = np.floor(t)
     f = t - k
@@ -91,17 +92,26 @@ def _exp_nonpositive(x):
     m = m * f + np.float32(2.4022648e-1)
     m = m * f + np.float32(6.9314718e-1)
     m = m * f + np.float32(1.0)
-    return m * _POWERS_OF_TWO[np.int64(k) + 126]
+    return m, np.int32(k)
+
+
+@_jit
+def _exp_nonpositive(x):
+    m, k = _exp_split(x)
+    return m * _POWERS_OF_TWO[k + 126]
 
 
 @_jit
 def _softmax_in_place(v, n):
-    """Softmax of v[:n] in place."""
+    """Softmax of v[:n] in place, for a C-contiguous float32 v."""
     top = v[0]
     for t in range(1, n):
         top = max(top, v[t])
-    for t in range(n):
-        v[t] = _exp_nonpositive(v[t] - top)
+    bits = v.view(np.int32)
+    for t in range(n):  # e**(v - top), the power of two set in the exponent bits: this vectorises
+        m, k = _exp_split(v[t] - top)
+        v[t] = m
+        bits[t] += k << 23
     total = _lane_sum(v, n)
     for t in range(n):
         v[t] /= total
