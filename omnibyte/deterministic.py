@@ -78,6 +78,27 @@ def _lane_sum(v, n):
 
 
 @_jit
+def _lane_max(v, n):
+    """max(v[:n]), in eight partial maxima like `_lane_sum` (a maximum is exact in any order; the
+    lanes only let it vectorise)."""
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = v[0]
+    whole = n - n % LANES
+    for i in range(0, whole, LANES):
+        m0 = max(m0, v[i])
+        m1 = max(m1, v[i + 1])
+        m2 = max(m2, v[i + 2])
+        m3 = max(m3, v[i + 3])
+        m4 = max(m4, v[i + 4])
+        m5 = max(m5, v[i + 5])
+        m6 = max(m6, v[i + 6])
+        m7 = max(m7, v[i + 7])
+    top = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
+    for i in range(whole, n):
+        top = max(top, v[i])
+    return top
+
+
+@_jit
 def _exp_split(x):
     """e**x for x <= 0 (clamped at -87) as (m, k), e**x = m * 2**k with m in [1, 2): 2**frac by a
     degree-6 polynomial (relative error under 1e-5). k >= -126 keeps m * 2**k a normal float32,
@@ -104,9 +125,7 @@ def _exp_nonpositive(x):
 @_jit
 def _softmax_in_place(v, n):
     """Softmax of v[:n] in place, for a C-contiguous float32 v."""
-    top = v[0]
-    for t in range(1, n):
-        top = max(top, v[t])
+    top = _lane_max(v, n)
     bits = v.view(np.int32)
     for t in range(n):  # e**(v - top), the power of two set in the exponent bits: this vectorises
         m, k = _exp_split(v[t] - top)
@@ -314,6 +333,8 @@ class DeterministicStep:
 
     def __init__(self, model: BytePredictor, batch_size: int, max_positions: int) -> None:
         config = model.config
+        if type(model.lm_head) is not torch.nn.Linear:
+            raise OmniByteError("the deterministic step runs a plain BytePredictor: its output head was replaced")
         if not 1 <= max_positions <= config.max_seq_len:
             raise OmniByteError(f"the cache of {max_positions} positions must fit the context of {config.max_seq_len}")
         hd, half = config.head_dim, config.head_dim // 2
