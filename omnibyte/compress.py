@@ -24,11 +24,11 @@ CPU, and are still read (`FORMATS`); a machine that computes them differently fr
 wrote the file fails the checksum, as before.
 
 What is guaranteed:
-- Version 5, anywhere: decompression returns the original byte for byte on any machine with
-  IEEE float32 arithmetic (every x86-64 and ARM64 CPU), any thread count, with or without
-  PyTorch's or NumPy's vector code, given the same model and the same constriction version
-  (tested against Numba's generic x86-64 target and a NumPy transcription; committed files in
-  tests/fixtures/ must keep decoding byte for byte).
+- Version 5, anywhere: decompression returns the original byte for byte on any machine whose
+  float32 arithmetic is IEEE 754's default (x86-64 and ARM64 CPUs are; checked before coding),
+  with any thread count, given the same model and the same constriction version (tested
+  against Numba's generic x86-64 target and a NumPy transcription; the files committed in
+  tests/fixtures/ must keep decoding and encoding byte for byte).
 - Always: decompression never returns a wrong file silently. The container carries a CRC-32
   of the original and a fingerprint of the model (config and weights); a different model, a
   damaged or truncated container, or (versions 1 to 4) a machine whose arithmetic differs is an
