@@ -28,8 +28,8 @@ the CPU's vector registers hold, so another CPU computes other last bits; libm's
   other bits, and is refused with a clear error instead.
 
 The arithmetic is the float32 model's to rounding (norm gains folded into the matrices, the
-attention scale into the query norm's gain), so it codes as well as the float model; integer
-weights would have cost bits and bought no more determinism than this. tests/test_deterministic.py
+attention scale into the query norm's gain), so it codes as well as the float model; quantised
+integer weights would give the same guarantee but lose some of the model's precision, and bits. tests/test_deterministic.py
 checks the frequencies bit for bit against a NumPy transcription of the same arithmetic, and
 against this module compiled for Numba's generic x86-64 target (no AVX, no FMA).
 """
@@ -263,15 +263,15 @@ def _frequencies(logits, symbols, scale):
 
 
 @_jit
-def _float_environment(smallest_normal, half, one, third_ulp):
+def _float_environment(smallest_normal, half, one, quarter_ulp):
     """Whether this thread rounds to nearest and keeps subnormal numbers (IEEE's default). The
     operands come in as arguments so that nothing is folded at compile time."""
     keeps_subnormal_results = smallest_normal * half > np.float32(0.0)  # flush-to-zero gives 0
     subnormal = smallest_normal * half
     keeps_subnormal_inputs = subnormal * (one + one) == smallest_normal  # denormals-are-zero gives 0
     # 1 + 3/4 ulp is nearer 1 + 1 ulp; 1 + 1/4 ulp is nearer 1: only round-to-nearest gives both
-    nearest = (one + third_ulp * np.float32(3.0) == one + third_ulp * np.float32(4.0)
-               and one + third_ulp == one)
+    nearest = (one + quarter_ulp * np.float32(3.0) == one + quarter_ulp * np.float32(4.0)
+               and one + quarter_ulp == one)
     return keeps_subnormal_results and keeps_subnormal_inputs and nearest
 
 
