@@ -367,8 +367,9 @@ with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
     with gr.Tab("Compress", id="compress-tab"):
         gr.Markdown(f"Lossless compression with the model: a range coder driven by its next-byte probabilities. "
                     f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (the coder runs about 250 bytes/s per core; "
-                    f"`python -m omnibyte compress` takes any size). A compressed file restores only with the "
-                    f"same model, and never silently wrong: it carries a checksum of the original.")
+                    f"`python -m omnibyte compress` takes any size). A compressed file restores on any machine "
+                    f"with the same model, here or with `python -m omnibyte decompress`, and never silently "
+                    f"wrong: it carries a checksum of the original.")
         with gr.Row():
             with gr.Column():
                 compress_upload = gr.File(label="A file to compress", type="filepath", elem_id="compress-upload")

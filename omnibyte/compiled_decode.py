@@ -17,8 +17,9 @@ The arithmetic is the model's, reordered where that is exact in real numbers: RM
 folded into the matrix that follows them, the 1/sqrt(head_dim) attention scale into the query
 norm's gain, and rotate-half RoPE becomes an index table. Sums may be reassociated (vectorised),
 so results agree with `decode_one` to float32 rounding, not bit for bit
-(tests/test_compiled_decode.py). `omnibyte compress`, which needs bit-identical encoder and
-decoder, therefore runs every step of both sides on this one path (container versions 2 and 4).
+(tests/test_compiled_decode.py), and differ between CPUs in the last bits. `omnibyte compress`,
+which needs the same frequencies on every machine, runs `deterministic.py` instead (container
+version 5; versions 2 and 4 of earlier releases ran this step and are still read).
 
 Compiling takes a few seconds the first time on a machine; Numba caches the machine code on disk
 (`cache=True`), and `warm_up()` lets the app pay that cost at start-up instead of on a first click.

@@ -13,29 +13,26 @@ integer frequencies (every byte at least 1, so any byte stays codable, however s
 
 Exactness. A range decoder must see exactly the frequencies the encoder used, or it decodes
 garbage. The decoder cannot run one batched forward pass over the whole file (it does not
-have the file yet), and a batched pass and a step-by-step cached pass differ in the last
-bits of float32. So the encoder does not score the file in one pass either: encoder and
-decoder run the very same function (`_code_windows`), with the same batch composition, the
-same cache size and the same one-token steps; only the callback that turns frequencies into
-bytes differs. Container version 4 (what a float32 model on a CPU writes) takes every step,
-the prefix's included, in the Numba-compiled decoding step (`compiled_decode.py`): one
-single-threaded loop nest whose rows never mix, so the thread count does not matter and it
-runs 2.5-6x faster than PyTorch steps here. Version 3 (any other model) takes every step in
-PyTorch. On one machine the chosen path is the same sequence of floating-point operations on
-both sides, hence the same numbers. Versions 1 and 2, from earlier releases, are the same two
-paths with constriction's own end of stream, and are still read (`FORMATS`).
+have the file yet), so encoder and decoder run the very same function (`_code_windows`), with
+the same batch composition, the same cache size and the same one-token steps; only the
+callback that turns frequencies into bytes differs. Container version 5 takes every step, the
+prefix's included, and the frequencies themselves in `deterministic.py`: float32 arithmetic in
+an order fixed by the code, no fast-math, no libm, one thread, so the frequencies are the same
+bits on every machine (see that module). Versions 1 to 4, from earlier releases, computed them
+with the fast-math compiled step (2 and 4) or PyTorch (1 and 3), whose last bits depend on the
+CPU, and are still read (`FORMATS`); a machine that computes them differently from the one that
+wrote the file fails the checksum, as before.
 
-What is guaranteed, and what is not:
-- Same machine, same PyTorch, Numba and constriction versions: decompression returns the
-  original byte for byte (tested on text, image, audio, video, random and empty files, in
-  every version).
-- Anywhere: decompression never returns a wrong file silently. The container carries a CRC-32
+What is guaranteed:
+- Version 5, anywhere: decompression returns the original byte for byte on any machine whose
+  float32 arithmetic is IEEE 754's default (x86-64 and ARM64 CPUs are; checked before coding),
+  with any thread count, given the same model and the same constriction version (tested
+  against Numba's generic x86-64 target and a NumPy transcription; the files committed in
+  tests/fixtures/ must keep decoding and encoding byte for byte).
+- Always: decompression never returns a wrong file silently. The container carries a CRC-32
   of the original and a fingerprint of the model (config and weights); a different model, a
-  damaged or truncated container, or a machine whose arithmetic differs (another CPU
-  instruction set, which Numba compiles for, another PyTorch or Numba version, for the
-  PyTorch path possibly another thread count) is an `OmniByteError`, never wrong bytes.
-- Across machines, library versions or accelerators: not guaranteed. Kernels there may round
-  differently; the checksum catches it. Decompress where you compressed to be sure.
+  damaged or truncated container, or (versions 1 to 4) a machine whose arithmetic differs is an
+  `OmniByteError`, never wrong bytes.
 
 Container (header integers little-endian; uvarint = LEB128):
 
@@ -55,12 +52,14 @@ import struct
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import constriction
 import numpy as np
 import torch
 
 from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
+from .deterministic import DeterministicStep, byte_frequencies, check_float_environment
 from .errors import OmniByteError
 from .modality import Modality
 from .model import BytePredictor
@@ -86,22 +85,23 @@ MAGIC = b"OMB"
 class ContainerFormat:
     """What a container version means for its streams."""
 
-    compiled_steps: bool  # every step in the compiled decoding step (compiled_decode.py), else PyTorch
+    # where every step runs: the deterministic step (deterministic.py), the fast-math compiled
+    # step (compiled_decode.py, float32 models on a CPU only) or PyTorch
+    steps: Literal["deterministic", "compiled", "torch"]
     short_end: bool  # big-endian words ended at the shortest point (`_stream_bytes`), else constriction's seal
 
 
-# Every version is read. A float32 model on a CPU writes version 4, any other model version 3;
-# versions 1 and 2 (earlier releases) ended each stream with constriction's own seal, about two
-# bytes longer.
+# Every version is read; every model writes version 5. Versions 1 to 4 (earlier releases) decode
+# only where the machine computes the model's last bits as the writer's did; 1 and 2 ended each
+# stream with constriction's own seal, about two bytes longer.
 FORMATS = {
-    1: ContainerFormat(compiled_steps=False, short_end=False),
-    2: ContainerFormat(compiled_steps=True, short_end=False),
-    3: ContainerFormat(compiled_steps=False, short_end=True),
-    4: ContainerFormat(compiled_steps=True, short_end=True),
+    1: ContainerFormat(steps="torch", short_end=False),
+    2: ContainerFormat(steps="compiled", short_end=False),
+    3: ContainerFormat(steps="torch", short_end=True),
+    4: ContainerFormat(steps="compiled", short_end=True),
+    5: ContainerFormat(steps="deterministic", short_end=True),
 }
-VERSION_TORCH_STEPS = 3
-VERSION_COMPILED_STEPS = 4
-VERSION = VERSION_COMPILED_STEPS
+VERSION = 5
 READABLE_VERSIONS = tuple(FORMATS)
 FINGERPRINT_BYTES = 4
 # Frequencies are quantised onto this many steps (constriction codes with 24-bit precision).
@@ -190,17 +190,39 @@ def quantise(probs: np.ndarray) -> np.ndarray:
 
 
 def _code_windows(model: BytePredictor, prefix: Sequence[int], lengths: Sequence[int],
-                  symbols_for_step: Callable[[int, np.ndarray, np.ndarray], np.ndarray], compiled: bool) -> None:
+                  symbols_for_step: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                  form: ContainerFormat) -> None:
     """Run a batch of windows one byte per step; the callback codes each step's bytes.
 
     `lengths` are the windows' sizes in bytes. At step t, `symbols_for_step(t, active, freqs)`
     gets the rows still inside their window and their frequencies (len(active), 256) and
     returns their bytes at t (the encoder's real bytes, or what the decoder just decoded);
     those are fed back for step t + 1. Finished rows are fed byte 0 so the batch keeps its
-    shape: what the other rows see never depends on them. `compiled` (container versions 2 and
-    4) runs every step, the prefix's included, in the compiled decoding step; otherwise
-    (versions 1 and 3) PyTorch reads the prefix and takes every step.
+    shape: what the other rows see never depends on them. Every step, the prefix's included,
+    runs on the container's path (`form.steps`).
     """
+    rows, steps = len(lengths), max(lengths)
+    if form.steps == "deterministic":
+        check_float_environment()
+        step = DeterministicStep(model, batch_size=rows, max_positions=len(prefix) + steps)
+        for pos, token in enumerate(prefix):
+            logits = step(np.full(rows, token, dtype=np.int64), pos)  # (rows, vocab)
+        lengths_arr = np.asarray(lengths)
+        for t in range(steps):
+            active = np.flatnonzero(lengths_arr > t)
+            step_bytes = np.zeros(rows, dtype=np.int64)
+            # bytes only: control tokens never occur inside a file
+            step_bytes[active] = symbols_for_step(t, active, byte_frequencies(logits[active], FREQ_SCALE))
+            if t + 1 < steps:
+                logits = step(step_bytes, len(prefix) + t)
+        return
+    _code_windows_float(model, prefix, lengths, symbols_for_step, form.steps == "compiled")
+
+
+def _code_windows_float(model: BytePredictor, prefix: Sequence[int], lengths: Sequence[int],
+                        symbols_for_step: Callable[[int, np.ndarray, np.ndarray], np.ndarray], compiled: bool) -> None:
+    """`_code_windows` for versions 1 to 4: the compiled step (2 and 4) or PyTorch (1 and 3)
+    on the model's own KV cache, frequencies by `quantise`."""
     rows, steps = len(lengths), max(lengths)
     device = model.tok_embeddings.weight.device
     lengths_arr = np.asarray(lengths)
@@ -263,7 +285,7 @@ def _encode_batch(model: BytePredictor, prefix: list[int], payload: np.ndarray, 
         progress(len(active))
         return symbols
 
-    _code_windows(model, prefix, [e - s for s, e in windows], encode_step, form.compiled_steps)
+    _code_windows(model, prefix, [e - s for s, e in windows], encode_step, form)
     if form.short_end:
         return _stream_bytes(encoder)
     return encoder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
@@ -284,7 +306,7 @@ def _decode_batch(model: BytePredictor, prefix: list[int], stream: bytes, window
         progress(len(active))
         return symbols
 
-    _code_windows(model, prefix, [e - s for s, e in windows], decode_step, form.compiled_steps)
+    _code_windows(model, prefix, [e - s for s, e in windows], decode_step, form)
 
 
 def _stream_bytes(encoder: constriction.stream.queue.RangeEncoder) -> bytes:
@@ -403,14 +425,14 @@ def compress_bytes(model: BytePredictor, data: bytes, modality: Modality | None 
     `modality` picks the tag each window is coded after: None guesses it from the bytes (the
     detector; no tag unless one modality covers 90% of the file), BINARY codes with no tag.
     `progress(done, total)` is called as bytes are coded. `version` is for tests of older
-    containers; None writes the current one for this model.
+    containers; None writes the current one.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise OmniByteError(f"expected bytes to compress, got {type(data).__name__}")
     data = bytes(data)
     if version is not None and version not in FORMATS:
         raise OmniByteError(f"no container version {version}; there are {', '.join(map(str, FORMATS))}")
-    if version is not None and FORMATS[version].compiled_steps and not compiled_decode_supported(model):
+    if version is not None and FORMATS[version].steps == "compiled" and not compiled_decode_supported(model):
         raise OmniByteError(f"container version {version} needs the compiled CPU decoding step: "
                             "the model must be float32 on a CPU")
     if modality is None:
@@ -428,8 +450,7 @@ def compress_bytes(model: BytePredictor, data: bytes, modality: Modality | None 
         if progress is not None:
             progress(done[0], len(data))
 
-    if version is None:
-        version = VERSION_COMPILED_STEPS if compiled_decode_supported(model) else VERSION_TORCH_STEPS
+    version = VERSION if version is None else version
     form = FORMATS[version]
     streams = [_encode_batch(model, prefix, payload, batch, advance, form)
                for batch in _batches(len(data), window_size, rows)]
@@ -453,7 +474,7 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
                             f"{header.model_fingerprint.hex()}; this model's is {ours.hex()}): decompress it "
                             "with the checkpoint that compressed it")
     form = FORMATS[header.version]
-    if form.compiled_steps and not compiled_decode_supported(model):
+    if form.steps == "compiled" and not compiled_decode_supported(model):
         raise OmniByteError(f"this file was coded with the compiled CPU decoding step (container version "
                             f"{header.version}): decompress it with the model in float32 on a CPU")
     prefix = prefix_tokens(header.modality)
@@ -474,9 +495,13 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
         offset += size
     data = out.tobytes()
     if zlib.crc32(data) != header.checksum:
+        if form.steps == "deterministic":
+            raise OmniByteError("decompressed bytes fail the original's checksum: the compressed file is corrupt; "
+                                "nothing was recovered")
         raise OmniByteError("decompressed bytes fail the original's checksum: the compressed file is corrupt, or "
                             "this machine computes the model differently from the one that compressed it "
-                            "(another CPU, PyTorch or Numba version, or thread count); nothing was recovered")
+                            f"(container version {header.version}, from an earlier release, depends on the CPU, "
+                            "PyTorch or Numba version, or thread count); nothing was recovered")
     return data
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .checkpoints import DEFAULT_CHECKPOINT, load_model
+from . import deterministic
 from .compiled_decode import warm_up
 from .anomaly import find_regions
 from .detector import ModalityDetector
@@ -61,6 +62,7 @@ class DemoModel:
             torch.set_num_threads(max(1, int(threads)))
         model = load_model(folder, preset)
         warm_up(model)  # compile the decoding step now, not on the first visitor's click
+        deterministic.warm_up(model)  # and the compression step
         params = f"{model.num_parameters() / 1e6:.2f} M parameters"
         if preset is not None:
             return cls(model, f"untrained `{preset}` preset ({params}): output is random bytes", trained=False)

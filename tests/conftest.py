@@ -17,10 +17,12 @@ def model() -> BytePredictor:
 
 @pytest.fixture(scope="session", autouse=True)
 def compiled_decoding_ready():
-    """Compile the decoding step for the tiny and demo shapes once, before any test: on a fresh
+    """Compile the decoding steps for the tiny and demo shapes once, before any test: on a fresh
     clone Numba's disk cache is empty, and a test with a time limit should not pay for it."""
+    from omnibyte import deterministic
     from omnibyte.compiled_decode import warm_up
 
+    deterministic.warm_up(tiny_model())
     warm_up(tiny_model())
     torch.manual_seed(0)
     warm_up(BytePredictor(ModelConfig.from_name("demo", max_seq_len=64)))

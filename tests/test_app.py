@@ -182,6 +182,19 @@ def test_compress_tab_round_trips_and_refuses_bad_files(client, tmp_path):
         client.predict(handle_file(str(big)), api_name="/compress")
 
 
+def test_the_compress_tab_and_the_command_line_read_each_others_files(client, tmp_path):
+    from omnibyte.cli import main
+
+    original = EXAMPLES / "bytes.txt"
+    _, from_tab = client.predict(handle_file(str(original)), api_name="/compress")
+    assert main(["decompress", from_tab, str(tmp_path / "restored.txt"), "--quiet"]) == 0
+    assert (tmp_path / "restored.txt").read_bytes() == original.read_bytes()
+    assert main(["compress", str(original), str(tmp_path / "cli.omb"), "--quiet"]) == 0
+    assert (tmp_path / "cli.omb").read_bytes() == Path(from_tab).read_bytes()
+    _, restored = client.predict(handle_file(str(tmp_path / "cli.omb")), api_name="/decompress")
+    assert Path(restored).read_bytes() == original.read_bytes()
+
+
 def test_a_server_path_sent_instead_of_an_upload_is_refused(server):
     # a request can name any path; Gradio lets handlers see only files a user uploaded. Raw HTTP:
     # gradio_client would upload a local path from the client side, which is fine

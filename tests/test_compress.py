@@ -1,4 +1,8 @@
+import os
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +16,13 @@ from omnibyte.compress import (MAX_ROWS, compress_bytes, decompress_bytes, guess
                                prefix_tokens, read_header)
 from omnibyte.errors import OmniByteError
 from omnibyte.modality import Modality
+from omnibyte.model import BytePredictor
 from omnibyte.score import score_bytes
 
 from conftest import tiny_model
 
+ROOT = Path(__file__).resolve().parent.parent
+THREADS = torch.get_num_threads()
 RNG = np.random.default_rng(0)
 TEXT = ("The quick brown fox jumps over the lazy dog. Grüße aus Zürich! " * 6).encode()
 IMAGE = pixels_to_bmp(np.tile(np.arange(32, dtype=np.uint8)[:, None, None] * 8, (1, 32, 3)))
@@ -32,24 +39,68 @@ def test_every_kind_of_file_round_trips(model, data):
 
 
 @pytest.mark.parametrize("data", [TEXT, IMAGE, RANDOM], ids=["text", "image", "random"])
-def test_every_container_version_round_trips(model, data, monkeypatch):
-    compiled = compress_bytes(model, data)
-    assert read_header(compiled).version == 4  # a float32 model on a CPU: compiled steps
-    # a model the compiled step cannot run writes version 3, every step in PyTorch
-    import omnibyte.compress as compress
-
-    monkeypatch.setattr(compress, "compiled_decode_supported", lambda m: False)
-    eager = compress_bytes(model, data)
-    monkeypatch.undo()
-    assert read_header(eager).version == 3
-    assert decompress_bytes(model, eager) == data == decompress_bytes(model, compiled)
-    # the two paths agree to float32 rounding, so the coded sizes are all but equal
-    assert abs(len(eager) - len(compiled)) <= 2
-    # files of earlier releases (versions 1 and 2: constriction's own end of stream) still decompress
-    for old in (1, 2):
+def test_every_container_version_round_trips(model, data):
+    current = compress_bytes(model, data)
+    assert read_header(current).version == 5  # every model: the deterministic step
+    assert decompress_bytes(model, current) == data
+    # files of earlier releases still decompress on the machine that wrote them: versions 3 and 4
+    # (PyTorch steps, the fast-math compiled step), 1 and 2 (the same with constriction's own end)
+    for old in (1, 2, 3, 4):
         legacy = compress_bytes(model, data, version=old)
         assert read_header(legacy).version == old
         assert decompress_bytes(model, legacy) == data
+        # every path is the float model to float32 rounding, so the coded sizes are all but equal
+        assert abs(len(legacy) - len(current)) <= (2 if old > 2 else 6)
+
+
+def test_the_current_version_needs_no_compiled_float32_model(model):
+    # a float64 model cannot run the fast-math compiled step, but codes version 5 all the same
+    wide = model.to(torch.float64)
+    blob = compress_bytes(wide, TEXT)
+    assert read_header(blob).version == 5 and decompress_bytes(wide, blob) == TEXT
+    with pytest.raises(OmniByteError, match="float32 on a CPU"):
+        compress_bytes(wide, TEXT, version=4)
+
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "compress-v5"
+FIXTURE_FILES = sorted(p.name for p in FIXTURES.iterdir() if p.suffix not in (".omb", ".json", ".safetensors"))
+
+
+@pytest.mark.parametrize("name", FIXTURE_FILES)
+def test_committed_files_decode_and_encode_byte_for_byte(name):
+    # files written once (tests/fixtures/make_compress_fixtures.py) that every later release must read
+    model = BytePredictor.from_pretrained(FIXTURES)
+    original, blob = (FIXTURES / name).read_bytes(), (FIXTURES / f"{name}.omb").read_bytes()
+    assert read_header(blob).version == 5
+    torch.set_num_threads(1)
+    try:
+        assert decompress_bytes(model, blob) == original
+    finally:
+        torch.set_num_threads(THREADS)
+    assert compress_bytes(model, original) == blob
+
+
+def test_files_are_the_same_bytes_for_a_cpu_without_avx_or_fma(tmp_path):
+    # Numba's generic x86-64 target (SSE2 only), compiled afresh in its own cache, with two
+    # threads: it must read this machine's committed files and write them again, byte for byte
+    script = f"""
+import torch
+from pathlib import Path
+from omnibyte.compress import compress_bytes, decompress_bytes
+from omnibyte.model import BytePredictor
+folder = Path({str(FIXTURES)!r})
+model = BytePredictor.from_pretrained(folder)
+for name in {FIXTURE_FILES!r}:
+    original, blob = (folder / name).read_bytes(), (folder / (name + ".omb")).read_bytes()
+    assert decompress_bytes(model, blob) == original, name
+    assert compress_bytes(model, original) == blob, name
+print("same bytes", torch.get_num_threads())
+"""
+    env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(tmp_path), "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["same", "bytes", "2"]
 
 
 def test_streams_end_at_the_shortest_point_that_still_decodes():
