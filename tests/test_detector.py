@@ -203,7 +203,7 @@ def test_segment_is_frozen_and_serialises_to_the_cli_shape():
     with pytest.raises(dataclasses.FrozenInstanceError):
         segment.start = 3  # type: ignore[misc]
     assert segment.to_dict() == {"start": 0, "end": len(TEXT), "modality": "text", "format": "utf-8",
-                                 "confidence": segment.confidence}
+                                 "confidence": segment.confidence, "encoding": "utf-8"}
 
 
 def test_detect_path_reads_the_file(tmp_path):

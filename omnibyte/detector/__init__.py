@@ -19,6 +19,7 @@ decided it (`reason`). Nothing here imports torch, and nothing raises on any byt
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -31,6 +32,7 @@ from ..errors import read_file
 from ..modality import Modality
 from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
                        text_mask, text_runs, trim_text)
+from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, utf16_text
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -49,16 +51,19 @@ class Segment:
     format: str
     confidence: float  # in [0, 1]
     reason: str  # the rule or statistic that decided
+    encoding: str = ""  # text only: the character encoding its bytes are in (utf-8, utf-16-le, big5, ...)
 
     @property
     def size(self) -> int:
         return self.end - self.start
 
     def to_dict(self) -> dict[str, object]:
-        """The CLI's JSON shape: start, end, modality, format, confidence."""
+        """The CLI's JSON shape: start, end, modality, format, confidence, and a text's encoding."""
         d = asdict(self)
         d["modality"] = self.modality.value
         del d["reason"]
+        if not self.encoding:
+            del d["encoding"]
         return d
 
 
@@ -100,7 +105,8 @@ def format_detections(results: list[dict[str, object]]) -> str:
         segments = result["segments"]
         lines.append(f"{result['path']}: {len(segments)} segment{'s' * (len(segments) != 1)}")  # type: ignore[arg-type]
         for s in segments:  # type: ignore[union-attr]
-            lines.append(f"  {s['start']:>10} {s['end']:>10}  {s['modality']:<7} {s['format']:<13} {s['confidence']:.2f}")
+            encoding = f"  {s['encoding']}" if s.get("encoding", "utf-8") != "utf-8" else ""  # type: ignore[union-attr]
+            lines.append(f"  {s['start']:>10} {s['end']:>10}  {s['modality']:<7} {s['format']:<13} {s['confidence']:.2f}{encoding}")
     return "\n".join(lines)
 
 
@@ -111,7 +117,7 @@ def format_detections(results: list[dict[str, object]]) -> str:
 def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
     arr = np.frombuffer(data, dtype=np.uint8)
     n = len(data)
-    found = [_check_tail(data, arr, f) for f in find_formats(data)]
+    found = [_check_tail(data, arr, f) for f in find_formats(data) if not _is_text(data, arr, f)]
     gaps, pos = [], 0
     for f in found:
         if f.start > pos:
@@ -119,7 +125,7 @@ def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
         pos = f.end
     if pos < n:
         gaps.append((pos, n))
-    described = iter(_describe_gaps(arr, gaps))
+    described = iter(_describe_gaps(data, arr, gaps))
     parts: list[Segment | tuple[int, int]] = []  # segments, and (start, end) left to statistics
     pos = 0
     for f in found:
@@ -141,8 +147,10 @@ def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
     return segments
 
 
-# formats whose payload may well be text (a PDF's objects, a stored member of a ZIP)
-_MAY_HOLD_TEXT = {"pdf", "zip", "elf", "sqlite", "mp4", "tiff"}
+# formats whose payload may well be text (a PDF's objects, a stored member of a ZIP, a catalogue's
+# messages, a compiled module's docstrings)
+_MAY_HOLD_TEXT = {"pdf", "zip", "elf", "sqlite", "mp4", "tiff", "pyc", "gettext-catalogue", "ar", "tar", "font",
+                  "woff", "npy", "pickle", "typelib"}
 
 
 def _check_tail(data: bytes, arr: np.ndarray, f: Found) -> Found:
@@ -159,10 +167,71 @@ def _check_tail(data: bytes, arr: np.ndarray, f: Found) -> Found:
     return f
 
 
-def _describe_gaps(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
-    """For each gap (bytes no signature claimed): segments for the text runs in it, and
-    (start, end) for each stretch between them, left to statistics. All runs of all gaps are
-    judged at once."""
+# formats that are text by design: their signature in text is what it says
+_TEXT_FORMATS = {"pdf"}
+_TEXT_HEAD = 4096  # bytes of a found file looked at to tell whether it is text after all
+
+
+def _is_text(data: bytes, arr: np.ndarray, f: Found) -> bool:
+    """Text wins: a signature whose file reads as text (an 'ftyp' or 'RIFF' written in a help
+    file, a size field made of letters) is a word in that text, not an embedded file."""
+    if f.format in _TEXT_FORMATS:
+        return False
+    end = min(f.end, f.start + _TEXT_HEAD)
+    if end - f.start < 16:
+        return False
+    head = arr[f.start:end]
+    if text_mask(head).all():
+        return describe_text(data, arr, f.start, end, True) is not None
+    return legacy_text(data[f.start:end]) is not None
+
+
+def _describe_gaps(data: bytes, arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
+    """For each gap (bytes no signature claimed): segments for its text, and (start, end) for
+    each stretch between them, left to statistics. Text in UTF-16 or a legacy encoding is found
+    first; UTF-8 runs in what remains."""
+    encoded = [_encoded_text(data, arr, start, end) for start, end in gaps]
+    rest = []  # (gap, start, end) of the stretches between encoded texts
+    for g, (start, end) in enumerate(gaps):
+        pos = start
+        for seg in encoded[g]:
+            if seg.start > pos:
+                rest.append((g, pos, seg.start))
+            pos = seg.end
+        if pos < end:
+            rest.append((g, pos, end))
+    described = _describe_utf8(arr, [(lo, hi) for _, lo, hi in rest])
+    out: list[list[Segment | tuple[int, int]]] = [[] for _ in gaps]
+    for (g, lo, _), items in zip(rest, described):
+        out[g] += items
+    for g, segs in enumerate(encoded):
+        if segs:
+            out[g] = sorted(out[g] + segs, key=lambda x: x.start if isinstance(x, Segment) else x[0])  # type: ignore[arg-type]
+    return out
+
+
+def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Segment]:
+    """Text segments in UTF-16 (the whole gap) or in a legacy encoding (runs free of controls)."""
+    if end - start < 16:
+        return []
+    verdict = utf16_text(data[start:end])
+    if verdict is not None:
+        encoding, confidence, reason = verdict
+        return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
+    out = []
+    for lo, hi in legacy_runs(arr, start, end, min(LEGACY_MIN, end - start)):
+        if text_mask(arr[lo:hi]).all():
+            continue  # valid UTF-8: the UTF-8 rule's
+        verdict = legacy_text(data[lo:hi])
+        if verdict is not None:
+            encoding, confidence, reason = verdict
+            out.append(Segment(lo, hi, Modality.TEXT, encoding, confidence, reason, encoding))
+    return out
+
+
+def _describe_utf8(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
+    """For each gap: segments for the UTF-8 text runs in it, and (start, end) for each stretch
+    between them, left to statistics. All runs of all gaps are judged at once."""
     runs = []  # (gap, start, end) of each printable run
     for g, (start, end) in enumerate(gaps):
         # a short gap that is all text (a word between two files, a tiny input) is text too
@@ -178,7 +247,7 @@ def _describe_gaps(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Se
         if rs > pos[g]:
             out[g].append((pos[g], rs))
         confidence, reason = verdict
-        out[g].append(Segment(rs, re_, Modality.TEXT, "utf-8", confidence, reason))
+        out[g].append(Segment(rs, re_, Modality.TEXT, "utf-8", confidence, reason, "utf-8"))
         pos[g] = re_
     for g, (_, end) in enumerate(gaps):
         if pos[g] < end:
@@ -197,7 +266,7 @@ def _tidy(data: bytes, segments: list[Segment]) -> list[Segment]:
     for s in segments:
         if out:
             prev = out[-1]
-            if prev.modality is Modality.TEXT and s.modality is Modality.TEXT:
+            if prev.modality is Modality.TEXT and s.modality is Modality.TEXT and prev.encoding == s.encoding:
                 out[-1] = _join(prev, s, prev.format, min(prev.confidence, s.confidence), prev.reason)
                 continue
             if s.size < _MIN_SEGMENT and not _signature(s):
@@ -252,12 +321,18 @@ def _signature(s: Segment) -> bool:
 
 
 def _join(a: Segment, b: Segment, fmt: str, confidence: float, reason: str, modality: Modality | None = None) -> Segment:
-    return Segment(a.start, b.end, modality or a.modality, fmt, confidence, reason)
+    modality = modality or a.modality
+    encoding = (a.encoding or b.encoding or "utf-8") if modality is Modality.TEXT else ""
+    return Segment(a.start, b.end, modality, fmt, confidence, reason, encoding)
 
 
 def _name_text(data: bytes, s: Segment) -> Segment:
-    fmt = text_format(data[s.start:s.end])
-    return s if fmt == s.format else Segment(s.start, s.end, s.modality, fmt, s.confidence, s.reason)
+    encoding = s.encoding or "utf-8"
+    raw = data[s.start:s.end]
+    fmt = text_format(raw if encoding == "utf-8" else raw.decode(encoding, "replace").encode())
+    if fmt == "utf-8":  # plain text is named by its encoding
+        fmt = encoding
+    return dataclasses.replace(s, format=fmt, encoding=encoding)
 
 
 # libmagic: (mime prefix or exact mime) -> (modality, format)

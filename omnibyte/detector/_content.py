@@ -121,10 +121,22 @@ def text_runs(arr: np.ndarray, min_len: int = MIN_TEXT) -> list[tuple[int, int]]
     # the same thresholds describe_text applies, for short runs (words) and long ones
     short = n < 64
     words = (spaces >= np.where(short, 0.08, 0.03) * n) & (letters >= np.where(short, 0.5, 0.2) * n)
-    maybe = words | (multibyte >= np.maximum(4, n // 8)) | ((n >= 128) & (letters > 0.6 * n))
+    maybe = words | (multibyte >= np.maximum(4, n // 8)) | ((n >= 128) & (letters > 0.6 * n)) | _lined(arr, s, e)
     if arr.size <= MIN_TEXT * 4:
         maybe[:] = True  # a short input may be all text without looking like prose
     return list(zip(s[maybe].tolist(), e[maybe].tolist()))
+
+
+_MAX_LINE = 1024  # mean bytes per line that text (a table, a program, prose) stays under
+
+
+def _lined(arr: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Which runs [s, e) are lines: two line feeds or more, lines of text length on average.
+    Printable pixels and sounds never hold a line feed: reaching 0x0A from the printable range
+    passes through the controls that end a run."""
+    cum = np.concatenate(([0], np.cumsum(arr == 0x0A, dtype=np.int64)))
+    feeds = cum[e] - cum[s]
+    return (feeds >= 2) & ((e - s) <= _MAX_LINE * (feeds + 1))
 
 
 def _counts(arr: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,7 +193,7 @@ def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[t
     at = np.concatenate(([0], np.cumsum(n)[:-1]))  # where each run starts in cat
     ws = _WHITESPACE[cat]
     ink = ~ws
-    spaces, letters, multibyte = (_sums(f, at) for f in (ws, _IS_LETTER[cat], _CLASS[cat] >= 3))
+    spaces, letters, multibyte, feeds = (_sums(f, at) for f in (ws, _IS_LETTER[cat], _CLASS[cat] >= 3, cat == 0x0A))
     # the byte that fills most of a run's ink (its non-whitespace bytes)
     owner = np.repeat(np.arange(len(long)), n)
     fill = np.bincount(owner[ink] * 256 + cat[ink], minlength=len(long) * 256).reshape(len(long), 256).max(axis=1)
@@ -213,7 +225,9 @@ def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[t
         for counted, close in pairs[variant::2]:
             if counted[i]:
                 smooth = max(smooth, float(close[i]) / int(counted[i]))
-        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size, whole)
+        lined = feeds[i] >= 2 and size <= _MAX_LINE * (feeds[i] + 1)
+        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size, whole,
+                               bool(lined))
     return out
 
 
@@ -242,9 +256,11 @@ def _repeated_units(cat: np.ndarray, ink: np.ndarray) -> list[tuple[int, np.ndar
     return out
 
 
-def _text_verdict(n: int, multibyte: int, smooth: float, spaces: float, letters: float, whole: bool
+def _text_verdict(n: int, multibyte: int, smooth: float, spaces: float, letters: float, whole: bool, lined: bool
                   ) -> tuple[float, str] | None:
     """describe_text's decision from a run's length and statistics."""
+    if lined:  # text wins: lines of printable bytes are text, whatever they hold (numbers, code)
+        return 0.95, f"lines of text ({letters:.0%} letters/digits, smoothness {smooth:.2f})"
     if multibyte >= max(4, n // 8) and smooth < 0.3:
         return 0.97, f"valid UTF-8 run ({multibyte} multi-byte characters)"
     short = n < 64  # a short run must look like words, not merely printable
@@ -279,12 +295,15 @@ def trim_text(arr: np.ndarray, start: int, end: int) -> tuple[int, int]:
     s = np.arange(32, n - 16)
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
     i = int(np.argmax(tail - head)) if s.size else -1
-    if i >= 0 and tail[i] > 0.45 and head[i] < 0.25:
+    # a piece that holds line feeds is text, never signal (see _lined): it is not trimmed off
+    feeds = np.zeros(n + 1, dtype=np.int64)
+    feeds[1:] = np.cumsum(run == 0x0A)
+    if i >= 0 and tail[i] > 0.45 and head[i] < 0.25 and feeds[n] - feeds[s[i]] < 2:
         end = start + int(s[i])
     s = np.arange(16, n - 32)
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
     i = int(np.argmax(head - tail)) if s.size else -1
-    if i >= 0 and head[i] > 0.45 and tail[i] < 0.25:
+    if i >= 0 and head[i] > 0.45 and tail[i] < 0.25 and feeds[s[i]] < 2:
         start = start + int(s[i])
     return start, end
 

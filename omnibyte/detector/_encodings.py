@@ -1,0 +1,157 @@
+"""Text that is not UTF-8: UTF-16 and the legacy 8-bit and CJK encodings (Latin-1, Windows-1252,
+KOI8-R, Shift-JIS, Big5, ...).
+
+Which encoding is charset-normalizer's call (a field library: it decodes a sample with every
+candidate codec and keeps the one that reads as language); the rules here only choose which
+bytes to ask about, cheaply and before it:
+- legacy text never holds the C0 control bytes that binary data is full of, so only runs free of
+  them are candidates; a run that moves like a signal (8-bit audio around 128, a gradient of
+  pixels, also free of controls) is not asked about;
+- UTF-16 puts a zero byte beside every ASCII character, always at the same parity, or starts
+  with a byte-order mark; its decoded characters must then be writing, not controls.
+A run is text when the encoding chosen decodes it with almost no errors.
+"""
+
+from __future__ import annotations
+
+import codecs
+import functools
+import unicodedata
+
+import numpy as np
+
+__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "utf16_text", "codec_name"]
+
+LEGACY_MIN = 256  # a shorter run between other parts is left to the UTF-8 rule and statistics
+_SAMPLE = 16384  # bytes of a run charset-normalizer reads (cut at a line end)
+_MAX_ERRORS = 0.005  # share of undecodable characters a run of text may have (a damaged byte)
+
+# bytes that never occur in text of any 8-bit encoding: C0 controls but tab, line feed, form
+# feed, carriage return and escape (terminal colours in logs and help files), and DEL
+_NEVER_TEXT = np.zeros(256, dtype=bool)
+_NEVER_TEXT[:0x20] = True
+_NEVER_TEXT[[0x09, 0x0A, 0x0C, 0x0D, 0x1B]] = False
+_NEVER_TEXT[0x7F] = True
+_WHITESPACE = np.zeros(256, dtype=bool)
+_WHITESPACE[[0x09, 0x0A, 0x0D, 0x20]] = True
+_NEAR = np.zeros(511, dtype=bool)  # indexed by a byte difference + 255: is it 1 or 2 either way
+_NEAR[[253, 254, 256, 257]] = True
+
+
+@functools.lru_cache(maxsize=1)
+def _charset_normalizer():
+    try:
+        import charset_normalizer
+
+        return charset_normalizer
+    except ImportError:  # not installed: only UTF-8 is recognised as text
+        return None
+
+
+def codec_name(encoding: str) -> str:
+    """A codec's canonical name, as people write it: utf_16_le -> utf-16-le, latin_1 -> iso8859-1."""
+    try:
+        return codecs.lookup(encoding).name.replace("_", "-")
+    except LookupError:
+        return encoding
+
+
+def legacy_runs(arr: np.ndarray, start: int, end: int, min_len: int = LEGACY_MIN) -> list[tuple[int, int]]:
+    """Runs in arr[start:end] at least min_len long that could be legacy text: no byte text never
+    holds, and some byte above ASCII (a run of plain ASCII is the UTF-8 rule's)."""
+    a = arr[start:end]
+    if a.size < min_len:
+        return []
+    bad = _NEVER_TEXT[a]
+    bounds = np.concatenate(([-1], np.flatnonzero(bad), [a.size]))
+    gaps = np.flatnonzero(np.diff(bounds) - 1 >= min_len)
+    out = []
+    for g in gaps.tolist():
+        s, e = int(bounds[g]) + 1, int(bounds[g + 1])
+        if (a[s:e] >= 0x80).any():
+            out.append((start + s, start + e))
+    return out
+
+
+def _signal_like(a: np.ndarray) -> bool:
+    """Whether bytes move like a signal or a fill: at some lag of 1-3, most pairs of bytes that
+    are not whitespace differ by 1 or 2 (a gradient, a sound), or one byte is most of them.
+    Letters of any script rarely sit that close to each other's codes."""
+    ink = a[~_WHITESPACE[a]]
+    if ink.size < 16:
+        return False
+    if np.bincount(ink, minlength=256).max() > 0.6 * ink.size:
+        return True
+    x = ink.astype(np.int16) + 255
+    return max(float(_NEAR[x[lag:] - ink[:-lag]].mean()) for lag in (1, 2, 3)) > 0.3
+
+
+def _sample(data: bytes) -> bytes:
+    """The first _SAMPLE bytes cut after a line feed, so a multi-byte character is never split."""
+    if len(data) <= _SAMPLE:
+        return data
+    cut = data.rfind(b"\n", 0, _SAMPLE)
+    return data[:cut + 1] if cut > _SAMPLE // 2 else data[:_SAMPLE]
+
+
+def legacy_text(data: bytes) -> tuple[str, float, str] | None:
+    """(encoding, confidence, reason) when bytes free of controls read as text in a legacy
+    encoding; None when they do not (or charset-normalizer is missing)."""
+    cn = _charset_normalizer()
+    arr = np.frombuffer(data, dtype=np.uint8)
+    if cn is None or len(data) < 16 or _NEVER_TEXT[arr].any() or _signal_like(arr):
+        return None
+    best = cn.from_bytes(_sample(data)).best()
+    if best is None or best.encoding.startswith(("utf_16", "utf_32")):
+        return None
+    # a language charset-normalizer recognises, or bytes that decode with no chaos at all
+    if best.chaos > 0.1 or (best.language in ("", "Unknown") and best.chaos > 0.02):
+        return None
+    errors = _decode_errors(data, best.encoding)
+    if errors > _MAX_ERRORS:
+        return None
+    confidence = round(0.95 - best.chaos - errors * 10, 3)
+    return codec_name(best.encoding), confidence, (f"reads as {best.language} in {codec_name(best.encoding)} "
+                                                   f"(charset-normalizer, chaos {best.chaos:.2f})")
+
+
+def _decode_errors(data: bytes, encoding: str) -> float:
+    text = data.decode(encoding, errors="replace")
+    return text.count("\ufffd") / max(1, len(text))
+
+
+def utf16_text(data: bytes) -> tuple[str, float, str] | None:
+    """(encoding, confidence, reason) when bytes are UTF-16 text: a byte-order mark, or zero
+    bytes (the high half of ASCII characters) at one parity only; the decoded characters must be
+    writing, and charset-normalizer must agree that it is UTF-16."""
+    n = len(data) & ~1
+    if n < 16:
+        return None
+    bom = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}.get(data[:2])
+    arr = np.frombuffer(data, dtype=np.uint8, count=n)
+    zeros_even, zeros_odd = float((arr[0::2] == 0).mean()), float((arr[1::2] == 0).mean())
+    if bom is None:
+        if max(zeros_even, zeros_odd) < 0.03 or min(zeros_even, zeros_odd) > 0.005:
+            return None
+        bom_free = "utf-16-le" if zeros_odd > zeros_even else "utf-16-be"
+    encoding = bom or bom_free
+    try:
+        text = data[2 if bom else 0:n].decode(encoding)
+    except UnicodeDecodeError:
+        return None
+    if not text or _not_writing(text) > _MAX_ERRORS:
+        return None
+    cn = _charset_normalizer()
+    if cn is not None:
+        best = cn.from_bytes(_sample(data[:n])).best()
+        if best is None or not best.encoding.startswith("utf_16"):
+            return None
+    how = "byte-order mark" if bom else "zero bytes at one parity"
+    return encoding, 0.95, f"UTF-16 ({how}), decodes to writing"
+
+
+def _not_writing(text: str) -> float:
+    """Share of characters that no writing uses: controls (but whitespace), unassigned code
+    points, private use, lone surrogates."""
+    bad = sum(1 for ch in text[:_SAMPLE] if ch not in "\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Cn", "Co", "Cs"))
+    return bad / min(len(text), _SAMPLE)
