@@ -470,7 +470,8 @@ def test_detect_files_json_has_the_cli_shape(tmp_path):
     assert [r["path"] for r in result] == [str(a), str(b)]
     assert result[1]["segments"] == []
     for segment in result[0]["segments"]:
-        assert set(segment) == {"start", "end", "modality", "format", "confidence"}
+        assert set(segment) - {"encoding"} == {"start", "end", "modality", "format", "confidence"}
+        assert ("encoding" in segment) == (segment["modality"] == "text")
     assert [(s["modality"], s["format"]) for s in result[0]["segments"]] == [("text", "utf-8"), ("image", "bmp")]
 
 
