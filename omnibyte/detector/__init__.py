@@ -32,7 +32,7 @@ from ..errors import read_file
 from ..modality import Modality
 from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
                        text_mask, text_runs, trim_text)
-from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, utf16_text
+from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, never_text, utf16_text
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -281,10 +281,31 @@ def _tidy(data: bytes, segments: list[Segment]) -> list[Segment]:
                 continue
         out.append(s)
     out = _absorb_short_text(out)
+    out = _join_text_across(data, out)
     return [_name_text(data, s) if s.modality is Modality.TEXT else s for s in out]
 
 
 _SHORT_TEXT = 128
+
+
+def _join_text_across(data: bytes, segments: list[Segment]) -> list[Segment]:
+    """Text wins: a short piece between two text segments that holds no byte text never holds
+    (accented letters of a legacy encoding that UTF-8 refused) is part of that text."""
+    out: list[Segment] = []
+    i = 0
+    while i < len(segments):
+        s = segments[i]
+        if (out and i + 1 < len(segments) and out[-1].modality is Modality.TEXT
+                and segments[i + 1].modality is Modality.TEXT and s.modality is not Modality.TEXT and not _signature(s)
+                and s.size < _SHORT_TEXT and not never_text(data[s.start:s.end])):
+            nxt, prev = segments[i + 1], out.pop()
+            out.append(Segment(prev.start, nxt.end, Modality.TEXT, prev.format, min(prev.confidence, nxt.confidence),
+                               prev.reason, prev.encoding or nxt.encoding))
+            i += 2
+            continue
+        out.append(s)
+        i += 1
+    return out
 
 
 def _absorb_short_text(segments: list[Segment]) -> list[Segment]:

@@ -7,8 +7,8 @@ bytes to ask about, cheaply and before it:
 - legacy text never holds the C0 control bytes that binary data is full of, so only runs free of
   them are candidates; a run that moves like a signal (8-bit audio around 128, a gradient of
   pixels, also free of controls) is not asked about;
-- UTF-16 puts a zero byte beside every ASCII character, always at the same parity, or starts
-  with a byte-order mark; its decoded characters must then be writing, not controls.
+- UTF-16 puts a zero byte beside every ASCII character (a space, a line feed), always at the
+  same parity, or starts with a byte-order mark; its decoded characters must then be writing, not controls.
 A run is text when the encoding chosen decodes it with almost no errors.
 """
 
@@ -20,7 +20,7 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "utf16_text", "codec_name"]
+__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "utf16_text", "codec_name"]
 
 LEGACY_MIN = 256  # a shorter run between other parts is left to the UTF-8 rule and statistics
 _SAMPLE = 16384  # bytes of a run charset-normalizer reads (cut at a line end)
@@ -54,6 +54,11 @@ def codec_name(encoding: str) -> str:
         return codecs.lookup(encoding).name.replace("_", "-")
     except LookupError:
         return encoding
+
+
+def never_text(data: bytes) -> bool:
+    """Whether data holds a byte that text in no 8-bit encoding holds."""
+    return bool(_NEVER_TEXT[np.frombuffer(data, dtype=np.uint8)].any())
 
 
 def legacy_runs(arr: np.ndarray, start: int, end: int, min_len: int = LEGACY_MIN) -> list[tuple[int, int]]:
@@ -91,7 +96,7 @@ def _sample(data: bytes) -> bytes:
     if len(data) <= _SAMPLE:
         return data
     cut = data.rfind(b"\n", 0, _SAMPLE)
-    return data[:cut + 1] if cut > _SAMPLE // 2 else data[:_SAMPLE]
+    return data[:cut + 2] if cut > _SAMPLE // 2 else data[:_SAMPLE]  # (+2: UTF-16's line feed has two bytes)
 
 
 def legacy_text(data: bytes) -> tuple[str, float, str] | None:
@@ -105,7 +110,7 @@ def legacy_text(data: bytes) -> tuple[str, float, str] | None:
     if best is None or best.encoding.startswith(("utf_16", "utf_32")):
         return None
     # a language charset-normalizer recognises, or bytes that decode with no chaos at all
-    if best.chaos > 0.1 or (best.language in ("", "Unknown") and best.chaos > 0.02):
+    if best.chaos > (0.02 if best.language in ("", "Unknown") else 0.2):
         return None
     errors = _decode_errors(data, best.encoding)
     if errors > _MAX_ERRORS:
@@ -131,7 +136,9 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
     arr = np.frombuffer(data, dtype=np.uint8, count=n)
     zeros_even, zeros_odd = float((arr[0::2] == 0).mean()), float((arr[1::2] == 0).mean())
     if bom is None:
-        if max(zeros_even, zeros_odd) < 0.03 or min(zeros_even, zeros_odd) > 0.005:
+        # (CJK text has few ASCII characters, so few zeros; but never at both parities)
+        low, high = sorted((zeros_even, zeros_odd))
+        if high < 0.005 or low > 0.005 or high < 3 * low:
             return None
         bom_free = "utf-16-le" if zeros_odd > zeros_even else "utf-16-be"
     encoding = bom or bom_free
@@ -143,7 +150,8 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
         return None
     cn = _charset_normalizer()
     if cn is not None:
-        best = cn.from_bytes(_sample(data[:n])).best()
+        sample = _sample(data[:n])
+        best = cn.from_bytes(sample[:len(sample) & ~1]).best()
         if best is None or not best.encoding.startswith("utf_16"):
             return None
     how = "byte-order mark" if bom else "zero bytes at one parity"

@@ -302,6 +302,8 @@ def parse_tar(data: bytes, start: int) -> Found | None:
             r.damage("header checksum wrong", BAD_SIZE)
             break
         pos += 512 + (size + 511) // 512 * 512
+    if pos == start:
+        return None
     return r.found("tar", Modality.BINARY, start, pos, min(pos, n), n, strong=True)
 
 
