@@ -32,7 +32,7 @@ from ..errors import read_file
 from ..modality import Modality
 from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
                        text_mask, text_runs, trim_text)
-from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, never_text, utf16_text
+from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, never_text, plain_text, utf16_text
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -144,6 +144,8 @@ def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
         # after a file, a text or at the start they may be a format libmagic knows
         segments = [_ask_libmagic(data, s) if s.format != "high-entropy" or i == 0 or _signature(segments[i - 1])
                     or segments[i - 1].modality is Modality.TEXT else s for i, s in enumerate(segments)]
+        if not _signature(segments[0]) and segments[0].modality is not Modality.TEXT:
+            segments = _libmagic_file(data, segments)
     return segments
 
 
@@ -211,9 +213,12 @@ def _describe_gaps(data: bytes, arr: np.ndarray, gaps: list[tuple[int, int]]) ->
 
 
 def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Segment]:
-    """Text segments in UTF-16 (the whole gap) or in a legacy encoding (runs free of controls)."""
+    """Text segments in UTF-8 or UTF-16 (the whole gap), or in a legacy encoding (runs free of
+    controls)."""
     if end - start < 16:
         return []
+    if text_mask(arr[start:end]).all() and plain_text(arr[start:end]):
+        return [Segment(start, end, Modality.TEXT, "utf-8", 0.9, "all printable or valid UTF-8, no signal", "utf-8")]
     verdict = utf16_text(data[start:end])
     if verdict is not None:
         encoding, confidence, reason = verdict
@@ -393,3 +398,27 @@ def _ask_libmagic(data: bytes, s: Segment) -> Segment:
     modality = next((m for prefix, m in _MIME_MODALITY.items() if mime.startswith(prefix)), Modality.BINARY)
     fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")
     return Segment(s.start, s.end, modality, fmt, round(max(s.confidence, 0.6), 3), f"libmagic: {description}")
+
+
+def _libmagic_file(data: bytes, segments: list[Segment]) -> list[Segment]:
+    """A binary format at the very start that no rule here knows but libmagic does (a GNU dbm
+    database, a terminfo entry): the file it names runs to the next file a signature found,
+    whatever statistics and strings its parts show."""
+    tools = _libmagic()
+    if tools is None:
+        return segments
+    try:
+        head = data[:1 << 16]
+        mime = tools[0].from_buffer(head)
+        if not mime or mime in _VAGUE or mime.startswith(("text/", "image/", "audio/", "video/")):
+            return segments
+        description = tools[1].from_buffer(head)
+    except Exception:
+        return segments
+    if description == "data":
+        return segments
+    k = next((i for i, s in enumerate(segments) if i and _signature(s)), len(segments))
+    fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")
+    whole = Segment(0, segments[k - 1].end, Modality.BINARY, fmt, 0.8, f"libmagic: {description}")
+    return [whole] + segments[k:]
+

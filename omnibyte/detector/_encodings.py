@@ -20,7 +20,7 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "utf16_text", "codec_name"]
+__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "plain_text", "utf16_text", "codec_name"]
 
 LEGACY_MIN = 256  # a shorter run between other parts is left to the UTF-8 rule and statistics
 _SAMPLE = 16384  # bytes of a run charset-normalizer reads (cut at a line end)
@@ -91,12 +91,13 @@ def _signal_like(a: np.ndarray) -> bool:
     return max(float(_NEAR[x[lag:] - ink[:-lag]].mean()) for lag in (1, 2, 3)) > 0.3
 
 
-def _sample(data: bytes) -> bytes:
-    """The first _SAMPLE bytes cut after a line feed, so a multi-byte character is never split."""
+def _sample(data: bytes, unit: int = 1) -> bytes:
+    """The first _SAMPLE bytes cut after a line feed, so a multi-byte character is never split
+    (unit: bytes per code unit, 2 for UTF-16, whose line feed has a zero byte beside it)."""
     if len(data) <= _SAMPLE:
         return data
     cut = data.rfind(b"\n", 0, _SAMPLE)
-    return data[:cut + 2] if cut > _SAMPLE // 2 else data[:_SAMPLE]  # (+2: UTF-16's line feed has two bytes)
+    return data[:cut + unit] if cut > _SAMPLE // 2 else data[:_SAMPLE]
 
 
 def legacy_text(data: bytes) -> tuple[str, float, str] | None:
@@ -125,6 +126,12 @@ def _decode_errors(data: bytes, encoding: str) -> float:
     return text.count("\ufffd") / max(1, len(text))
 
 
+def plain_text(arr: np.ndarray) -> bool:
+    """Whether bytes that are all printable or valid UTF-8 (the caller checks) are text: any
+    that do not move like a signal are; statistics are for the bytes that are not text."""
+    return not _signal_like(arr)
+
+
 def utf16_text(data: bytes) -> tuple[str, float, str] | None:
     """(encoding, confidence, reason) when bytes are UTF-16 text: a byte-order mark, or zero
     bytes (the high half of ASCII characters) at one parity only; the decoded characters must be
@@ -138,7 +145,7 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
     if bom is None:
         # (CJK text has few ASCII characters, so few zeros; but never at both parities)
         low, high = sorted((zeros_even, zeros_odd))
-        if high < 0.005 or low > 0.005 or high < 3 * low:
+        if high < 0.005 or high < 5 * low:
             return None
         bom_free = "utf-16-le" if zeros_odd > zeros_even else "utf-16-be"
     encoding = bom or bom_free
@@ -150,7 +157,7 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
         return None
     cn = _charset_normalizer()
     if cn is not None:
-        sample = _sample(data[:n])
+        sample = _sample(data[:n], 2)
         best = cn.from_bytes(sample[:len(sample) & ~1]).best()
         if best is None or not best.encoding.startswith("utf_16"):
             return None
