@@ -217,16 +217,20 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
     controls)."""
     if end - start < 16:
         return []
-    if text_mask(arr[start:end]).all() and plain_text(arr[start:end]):
+    runs = legacy_runs(arr, start, end, min(LEGACY_MIN, end - start))
+    if runs == [(start, end)] and text_mask(arr[start:end]).all() and plain_text(arr[start:end]):
         return [Segment(start, end, Modality.TEXT, "utf-8", 0.9, "all printable or valid UTF-8, no signal", "utf-8")]
     verdict = utf16_text(data[start:end])
     if verdict is not None:
         encoding, confidence, reason = verdict
         return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
     out = []
-    for lo, hi in legacy_runs(arr, start, end, min(LEGACY_MIN, end - start)):
-        if text_mask(arr[lo:hi]).all():
-            continue  # valid UTF-8: the UTF-8 rule's
+    for lo, hi in runs:
+        if not (arr[lo:hi] >= 0x80).any():
+            continue  # plain ASCII: the UTF-8 rule's
+        other = np.flatnonzero(~text_mask(arr[lo:hi]))
+        if other.size == 0 or other[-1] - other[0] < 64:
+            continue  # valid UTF-8 but for a few bytes together (the edge of a signal): the UTF-8 rule's
         verdict = legacy_text(data[lo:hi])
         if verdict is not None:
             encoding, confidence, reason = verdict

@@ -121,7 +121,9 @@ def text_runs(arr: np.ndarray, min_len: int = MIN_TEXT) -> list[tuple[int, int]]
     # the same thresholds describe_text applies, for short runs (words) and long ones
     short = n < 64
     words = (spaces >= np.where(short, 0.08, 0.03) * n) & (letters >= np.where(short, 0.5, 0.2) * n)
-    maybe = words | (multibyte >= np.maximum(4, n // 8)) | ((n >= 128) & (letters > 0.6 * n)) | _lined(arr, s, e)
+    maybe = words | (multibyte >= np.maximum(4, n // 8)) | ((n >= 128) & (letters > 0.6 * n))
+    if not maybe.all():
+        maybe |= _lined(arr, s, e)
     if arr.size <= MIN_TEXT * 4:
         maybe[:] = True  # a short input may be all text without looking like prose
     return list(zip(s[maybe].tolist(), e[maybe].tolist()))
@@ -296,14 +298,12 @@ def trim_text(arr: np.ndarray, start: int, end: int) -> tuple[int, int]:
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
     i = int(np.argmax(tail - head)) if s.size else -1
     # a piece that holds line feeds is text, never signal (see _lined): it is not trimmed off
-    feeds = np.zeros(n + 1, dtype=np.int64)
-    feeds[1:] = np.cumsum(run == 0x0A)
-    if i >= 0 and tail[i] > 0.45 and head[i] < 0.25 and feeds[n] - feeds[s[i]] < 2:
+    if i >= 0 and tail[i] > 0.45 and head[i] < 0.25 and np.count_nonzero(run[s[i]:] == 0x0A) < 2:
         end = start + int(s[i])
     s = np.arange(16, n - 32)
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
     i = int(np.argmax(head - tail)) if s.size else -1
-    if i >= 0 and head[i] > 0.45 and tail[i] < 0.25 and feeds[s[i]] < 2:
+    if i >= 0 and head[i] > 0.45 and tail[i] < 0.25 and np.count_nonzero(run[:s[i]] == 0x0A) < 2:
         start = start + int(s[i])
     return start, end
 
