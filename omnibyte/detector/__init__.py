@@ -182,6 +182,8 @@ def _is_text(data: bytes, arr: np.ndarray, f: Found) -> bool:
     end = min(f.end, f.start + _TEXT_HEAD)
     if end - f.start < 16:
         return False
+    if never_text(data[f.start:end]):
+        return False  # a control byte no text holds: a binary header, as the signature says
     head = arr[f.start:end]
     if text_mask(head).all():
         return describe_text(data, arr, f.start, end, True) is not None
@@ -229,8 +231,10 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         if not (arr[lo:hi] >= 0x80).any():
             continue  # plain ASCII: the UTF-8 rule's
         other = np.flatnonzero(~text_mask(arr[lo:hi]))
-        if other.size == 0 or other[-1] - other[0] < 64:
-            continue  # valid UTF-8 but for a few bytes together (the edge of a signal): the UTF-8 rule's
+        if np.count_nonzero((other >= 64) & (other < hi - lo - 64)) < 2:
+            continue  # valid UTF-8 but at its edges (where a signal ends or starts): the UTF-8 rule's
+        if 2 * other.size < np.count_nonzero(arr[lo:hi] >= 0x80):
+            continue  # most bytes above ASCII are UTF-8 characters: UTF-8 with damage, the UTF-8 rule's
         verdict = legacy_text(data[lo:hi])
         if verdict is not None:
             encoding, confidence, reason = verdict

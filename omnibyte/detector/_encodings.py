@@ -89,7 +89,7 @@ def _signal_like(a: np.ndarray) -> bool:
     # a signal's bytes drift: they differ more the further apart they are; text jumps
     # between letters, spaces and punctuation as far at any distance
     d1, d2, d3 = (float(np.abs(x[lag:] - x[:-lag]).mean()) for lag in (1, 2, 3))
-    if d1 < 0.75 * min(d2, d3):
+    if d1 < 0.75 * min(d2, d3) or d3 < 0.6 * d1:  # (the second: interleaved RGB, a pixel 3 bytes on)
         return True
     x += 255
     return max(float(_NEAR[x[lag:] - ink[:-lag]].mean()) for lag in (1, 2, 3)) > 0.3
