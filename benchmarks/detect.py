@@ -378,7 +378,7 @@ def build_singles(seed: int) -> list[Sample]:
                 break
             samples.append(Sample(f"{fmt}-{i}", fmt, "video", video))
     for i in range(per):
-        samples.append(Sample(f"py-{i}", "utf-8", "text", texts[i][: int(rng.integers(300, 30000))]))
+        samples.append(Sample(f"py-{i}", "python", "text", texts[i][: int(rng.integers(300, 30000))]))
         samples.append(Sample(f"prose-{i}", "utf-8", "text", _rng_text(rng, int(rng.integers(40, 4000))).encode()))
         samples.append(Sample(f"json-{i}", "json", "text", _json_doc(rng)))
         samples.append(Sample(f"html-{i}", "utf-8", "text", _html_doc(rng)))

@@ -285,7 +285,8 @@ def _tidy(data: bytes, segments: list[Segment]) -> list[Segment]:
             if s.size < _MIN_SEGMENT and not _signature(s):
                 out[-1] = _join(prev, s, prev.format, prev.confidence, prev.reason)
                 continue
-            if prev.size < _MIN_SEGMENT and not _signature(prev):
+            # (a label of a few bytes before a file's header is its own text segment)
+            if prev.size < _MIN_SEGMENT and not _signature(prev) and not (prev.modality is Modality.TEXT and _signature(s)):
                 out[-1] = _join(prev, s, s.format, s.confidence, s.reason, s.modality)
                 continue
             if (prev.modality, prev.format) == (s.modality, s.format) and not _signature(s) and not _signature(prev):

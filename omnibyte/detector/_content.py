@@ -18,6 +18,7 @@ All of it is numpy over blocks and cumulative sums; Python only loops over piece
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -309,7 +310,8 @@ def trim_text(arr: np.ndarray, start: int, end: int) -> tuple[int, int]:
 
 
 def text_format(data: bytes) -> str:
-    """The kind of text: json, html, xml, svg, or plain utf-8."""
+    """The kind of text: json, html, xml, svg, csv, source code (python, c, javascript, shell,
+    perl, ruby), or plain utf-8."""
     head = data[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head[:1] in (b"{", b"[") and len(data) <= 1 << 24:
         try:
@@ -324,7 +326,41 @@ def text_format(data: bytes) -> str:
         return "svg"
     if low.startswith(b"<?xml"):
         return "xml"
-    return "utf-8"
+    if b"<html" in data[:1024].lower() and low.startswith(b"<"):
+        return "html"
+    if low.startswith(b"<") and re.match(rb"<[A-Za-z_][\w:.-]*[\s>/]", head) and data.rstrip().endswith(b">"):
+        return "xml"
+    return _source_kind(data[:4096]) or ("csv" if _is_csv(data[:8192]) else "utf-8")
+
+
+# source code by what only it writes: a shebang, or statements at the start of a line
+_SHEBANG = re.compile(rb"#![^\n]*\b(python|sh|bash|perl|node|ruby)")
+_SOURCE = [("python", re.compile(rb"^(?:from [\w.]+ import |import [\w.]+\s*$|def \w+\(|class \w+[(:])", re.M)),
+           ("c", re.compile(rb"^\s*#\s*(?:include\s*[<\"]|define \w+|ifndef \w+)", re.M)),
+           ("javascript", re.compile(rb"^(?:function \w+\(|(?:const|let|var) \w+ = |export (?:default|function|const) )", re.M))]
+_SHEBANG_KIND = {b"python": "python", b"sh": "shell", b"bash": "shell", b"perl": "perl", b"node": "javascript",
+                 b"ruby": "ruby"}
+
+
+def _source_kind(head: bytes) -> str | None:
+    m = _SHEBANG.match(head)
+    if m:
+        return _SHEBANG_KIND[m.group(1)]
+    return next((kind for kind, pattern in _SOURCE if pattern.search(head)), None)
+
+
+def _is_csv(head: bytes) -> bool:
+    """Rows with the same number (one or more) of one delimiter: a comma, semicolon, tab or bar."""
+    lines = [line for line in head.split(b"\n")[:20] if line.strip()]
+    if len(head) == 8192:
+        lines = lines[:-1]  # the last may be cut
+    if len(lines) < 2:
+        return False
+    for delimiter in (b",", b";", b"\t", b"|"):
+        counts = {line.count(delimiter) for line in lines}
+        if len(counts) == 1 and counts.pop() >= 1:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
     if bom is None:
         # (CJK text has few ASCII characters, so few zeros; but never at both parities)
         low, high = sorted((zeros_even, zeros_odd))
-        if high < 0.005 or high < 5 * low:
+        if high < 0.005 or high < 2 * low:
             return None
         bom_free = "utf-16-le" if zeros_odd > zeros_even else "utf-16-be"
     encoding = bom or bom_free

@@ -304,6 +304,9 @@ def parse_tar(data: bytes, start: int) -> Found | None:
         pos += 512 + (size + 511) // 512 * 512
     if pos == start:
         return None
+    # archives are written in records of 20 blocks: the zeros up to the record's end are the archive's
+    while pos < n and (pos - start) % 10240 and data[pos:pos + 512] == bytes(512):
+        pos += 512
     return r.found("tar", Modality.BINARY, start, pos, min(pos, n), n, strong=True)
 
 
