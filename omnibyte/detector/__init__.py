@@ -169,8 +169,9 @@ def _check_tail(data: bytes, arr: np.ndarray, f: Found) -> Found:
     return f
 
 
-# formats that are text by design: their signature in text is what it says
-_TEXT_FORMATS = {"pdf"}
+# formats whose headers are text by design (and a PDF's body too): their signature in text is
+# what it says, and their parsers ask for more (frame markers, a declared size, %%EOF)
+_TEXT_FORMATS = {"pdf", "y4m", "ppm"}
 _TEXT_HEAD = 4096  # bytes of a found file looked at to tell whether it is text after all
 
 
