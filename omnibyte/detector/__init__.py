@@ -428,6 +428,8 @@ def _libmagic_file(data: bytes, segments: list[Segment]) -> list[Segment]:
     if description == "data":
         return segments
     k = next((i for i, s in enumerate(segments) if i and _signature(s)), len(segments))
+    if k == 1 and segments[0].format in ("pixels", "pcm", "pcm16"):
+        return segments  # one signal from end to end outweighs a weak magic (a DOS .COM's first byte)
     fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")
     whole = Segment(0, segments[k - 1].end, Modality.BINARY, fmt, 0.8, f"libmagic: {description}")
     return [whole] + segments[k:]
