@@ -229,14 +229,14 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
     out = []
     for lo, hi in runs:
-        if not (arr[lo:hi] >= 0x80).any():
-            continue  # plain ASCII: the UTF-8 rule's
+        if not (arr[lo:hi] >= 0x80).any() or not plain_text(arr[lo:hi]):
+            continue  # plain ASCII (the UTF-8 rule's), or a signal (the statistics')
         other = np.flatnonzero(~text_mask(arr[lo:hi]))
         if np.count_nonzero((other >= 64) & (other < hi - lo - 64)) < 2:
             continue  # valid UTF-8 but at its edges (where a signal ends or starts): the UTF-8 rule's
         if 2 * other.size < np.count_nonzero(arr[lo:hi] >= 0x80):
             continue  # most bytes above ASCII are UTF-8 characters: UTF-8 with damage, the UTF-8 rule's
-        verdict = legacy_text(data[lo:hi])
+        verdict = legacy_text(data[lo:hi], screened=True)
         if verdict is not None:
             encoding, confidence, reason = verdict
             out.append(Segment(lo, hi, Modality.TEXT, encoding, confidence, reason, encoding))

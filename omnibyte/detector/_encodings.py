@@ -20,10 +20,11 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "plain_text", "utf16_text", "codec_name"]
+__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like", "utf16_text",
+           "codec_name"]
 
-LEGACY_MIN = 256  # a shorter run between other parts is left to the UTF-8 rule and statistics
-_SAMPLE = 16384  # bytes of a run charset-normalizer reads (cut at a line end)
+LEGACY_MIN = 1024  # a shorter run between other parts is left to the UTF-8 rule and statistics
+_SAMPLE = 8192  # bytes of a run charset-normalizer reads (cut at a line end)
 _MAX_ERRORS = 0.005  # share of undecodable characters a run of text may have (a damaged byte)
 
 # bytes that never occur in text of any 8-bit encoding: C0 controls but tab, line feed, form
@@ -76,11 +77,17 @@ def legacy_runs(arr: np.ndarray, start: int, end: int, min_len: int = LEGACY_MIN
     return out
 
 
+def signal_like(data: bytes) -> bool:
+    """_signal_like over bytes."""
+    return _signal_like(np.frombuffer(data, dtype=np.uint8))
+
+
 def _signal_like(a: np.ndarray) -> bool:
     """Whether bytes move like a signal or a fill: neighbours closer than bytes further apart
     (a sound), most pairs at some lag of 1-3 differing by 1 or 2 (a gradient), or one byte
     being most of them. Letters of any script rarely sit that close to each other's codes."""
-    ink = a[:1 << 16][~_WHITESPACE[a[:1 << 16]]]
+    a = a[:_SAMPLE]  # the first lines say it: a signal is one from its start
+    ink = a[~_WHITESPACE[a]]
     if ink.size < 16:
         return False
     if np.bincount(ink, minlength=256).max() > 0.6 * ink.size:
@@ -104,12 +111,15 @@ def _sample(data: bytes, unit: int = 1) -> bytes:
     return data[:cut + unit] if cut > _SAMPLE // 2 else data[:_SAMPLE]
 
 
-def legacy_text(data: bytes) -> tuple[str, float, str] | None:
+def legacy_text(data: bytes, screened: bool = False) -> tuple[str, float, str] | None:
     """(encoding, confidence, reason) when bytes free of controls read as text in a legacy
-    encoding; None when they do not (or charset-normalizer is missing)."""
+    encoding; None when they do not (or charset-normalizer is missing).
+
+    screened: the caller already knows the bytes hold no control and move like no signal."""
     cn = _charset_normalizer()
-    arr = np.frombuffer(data, dtype=np.uint8)
-    if cn is None or len(data) < 16 or _NEVER_TEXT[arr].any() or _signal_like(arr):
+    if cn is None or len(data) < 16:
+        return None
+    if not screened and (never_text(data) or signal_like(data)):
         return None
     best = cn.from_bytes(_sample(data)).best()
     if best is None or best.encoding.startswith(("utf_16", "utf_32")):
@@ -144,7 +154,7 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
     if n < 16:
         return None
     bom = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}.get(data[:2])
-    arr = np.frombuffer(data, dtype=np.uint8, count=n)
+    arr = np.frombuffer(data, dtype=np.uint8, count=min(n, 2 * _SAMPLE))  # the cue shows in the first lines
     zeros_even, zeros_odd = float((arr[0::2] == 0).mean()), float((arr[1::2] == 0).mean())
     if bom is None:
         # (CJK text has few ASCII characters, so few zeros; but never at both parities)
@@ -153,11 +163,12 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
             return None
         bom_free = "utf-16-le" if zeros_odd > zeros_even else "utf-16-be"
     encoding = bom or bom_free
-    try:
-        text = data[2 if bom else 0:n].decode(encoding)
+    try:  # the first lines must be writing before the whole is decoded
+        head = data[2 if bom else 0:min(n, 2 * _SAMPLE)].decode(encoding, errors="replace")
+        if not head or _not_writing(head.rstrip("\ufffd")) > _MAX_ERRORS:
+            return None
+        data[2 if bom else 0:n].decode(encoding)
     except UnicodeDecodeError:
-        return None
-    if not text or _not_writing(text) > _MAX_ERRORS:
         return None
     cn = _charset_normalizer()
     if cn is not None:
@@ -171,6 +182,11 @@ def utf16_text(data: bytes) -> tuple[str, float, str] | None:
 
 def _not_writing(text: str) -> float:
     """Share of characters that no writing uses: controls (but whitespace), unassigned code
-    points, private use, lone surrogates."""
-    bad = sum(1 for ch in text[:_SAMPLE] if ch not in "\t\n\r\f" and unicodedata.category(ch) in ("Cc", "Cn", "Co", "Cs"))
-    return bad / min(len(text), _SAMPLE)
+    points, private use, lone surrogates, and bytes that decoded to nothing (U+FFFD)."""
+    for size in (1024, _SAMPLE):  # a short look first: bytes that are no UTF-16 fail within it
+        part = text[:size]
+        bad = sum(1 for ch in part if ch == "\ufffd" or ch not in "\t\n\r\f"
+                  and unicodedata.category(ch) in ("Cc", "Cn", "Co", "Cs"))
+        if bad > _MAX_ERRORS * len(part) or len(part) < size:
+            break
+    return bad / max(1, len(part))
