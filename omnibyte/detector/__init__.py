@@ -32,7 +32,7 @@ from ..errors import read_file
 from ..modality import Modality
 from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
                        text_mask, text_runs, trim_text)
-from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, never_text, plain_text, utf16_text
+from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, never_text, plain_text, unsignalled, utf16_text
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -228,9 +228,11 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         encoding, confidence, reason = verdict
         return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
     out = []
-    for lo, hi in runs:
-        if not (arr[lo:hi] >= 0x80).any() or not plain_text(arr[lo:hi]):
-            continue  # plain ASCII (the UTF-8 rule's), or a signal (the statistics')
+    min_len = min(LEGACY_MIN, end - start)
+    stretches = [t for lo, hi in runs if (arr[lo:hi] >= 0x80).any() for t in unsignalled(arr, lo, hi, min_len)]
+    for lo, hi in stretches:  # (plain ASCII is the UTF-8 rule's, a signal the statistics')
+        if not plain_text(arr[lo:hi]):
+            continue
         other = np.flatnonzero(~text_mask(arr[lo:hi]))
         if np.count_nonzero((other >= 64) & (other < hi - lo - 64)) < 2:
             continue  # valid UTF-8 but at its edges (where a signal ends or starts): the UTF-8 rule's
@@ -239,6 +241,7 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         verdict = legacy_text(data[lo:hi], screened=True)
         if verdict is not None:
             encoding, confidence, reason = verdict
+            lo, hi = trim_text(arr, lo, hi)  # a signal's last bytes before the text are not text
             out.append(Segment(lo, hi, Modality.TEXT, encoding, confidence, reason, encoding))
     return out
 

@@ -20,8 +20,8 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like", "utf16_text",
-           "codec_name"]
+__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like", "unsignalled",
+           "utf16_text", "codec_name"]
 
 LEGACY_MIN = 1024  # a shorter run between other parts is left to the UTF-8 rule and statistics
 _SAMPLE = 8192  # bytes of a run charset-normalizer reads (cut at a line end)
@@ -77,6 +77,35 @@ def legacy_runs(arr: np.ndarray, start: int, end: int, min_len: int = LEGACY_MIN
     return out
 
 
+_BLOCK = 1024  # bytes per block judged for signal inside a run
+
+
+def unsignalled(arr: np.ndarray, lo: int, hi: int, min_len: int) -> list[tuple[int, int]]:
+    """The stretches of arr[lo:hi], min_len long or more, whose 1 KiB blocks do not move like a
+    signal. A run free of controls can hold a sound or a picture beside text (neither holds a
+    control byte); only the text blocks are asked about. All blocks at once: per-block mean
+    differences at lags 1-3, with the tests of _signal_like."""
+    n = hi - lo
+    if n < _BLOCK:
+        return [] if n < min_len or _signal_like(arr[lo:hi]) else [(lo, hi)]
+    k = n // _BLOCK
+    starts = lo + np.arange(k) * _BLOCK
+    starts[-1] = hi - _BLOCK  # the last block ends with the run
+    x = arr[starts[:, None] + np.arange(_BLOCK)].astype(np.int16)  # (k, _BLOCK)
+    d1, d2, d3 = (np.abs(x[:, lag:] - x[:, :-lag]).mean(axis=1) for lag in (1, 2, 3))
+    signal = (d1 < 0.6 * np.minimum(d2, d3)) | (d3 < 0.6 * d1) | (d1 < 6)
+    out, begin = [], None
+    for i, sig in enumerate(signal.tolist() + [True]):
+        if not sig and begin is None:
+            begin = lo + i * _BLOCK
+        elif sig and begin is not None:
+            end = hi if i >= k else lo + i * _BLOCK
+            if end - begin >= min_len:
+                out.append((begin, end))
+            begin = None
+    return out
+
+
 def signal_like(data: bytes) -> bool:
     """_signal_like over bytes."""
     return _signal_like(np.frombuffer(data, dtype=np.uint8))
@@ -96,7 +125,7 @@ def _signal_like(a: np.ndarray) -> bool:
     # a signal's bytes drift: they differ more the further apart they are; text jumps
     # between letters, spaces and punctuation as far at any distance
     d1, d2, d3 = (float(np.abs(x[lag:] - x[:-lag]).mean()) for lag in (1, 2, 3))
-    if d1 < 0.75 * min(d2, d3) or d3 < 0.6 * d1:  # (the second: interleaved RGB, a pixel 3 bytes on)
+    if d1 < 0.6 * min(d2, d3) or d3 < 0.6 * d1 or d1 < 6:  # (the second: interleaved RGB, a pixel 3 bytes on)
         return True
     x += 255
     return max(float(_NEAR[x[lag:] - ink[:-lag]].mean()) for lag in (1, 2, 3)) > 0.3
