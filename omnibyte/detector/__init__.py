@@ -32,7 +32,8 @@ from ..errors import read_file
 from ..modality import Modality
 from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
                        text_mask, text_runs, trim_text)
-from ._encodings import LEGACY_MIN, legacy_runs, legacy_text, never_text, plain_text, unsignalled, utf16_text
+from ._encodings import (LEGACY_MIN, controls as _controls, legacy_runs, legacy_text, never_text, plain_text,
+                         signal_like, unsignalled, utf16_text)
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -220,7 +221,8 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
     controls)."""
     if end - start < 16:
         return []
-    runs = legacy_runs(arr, start, end, min(LEGACY_MIN, end - start))
+    # (in a short gap, a quarter of it: a control byte inside a short text leaves two runs to ask about)
+    runs = legacy_runs(arr, start, end, min(LEGACY_MIN, max(64, (end - start) // 4)))
     if runs == [(start, end)] and text_mask(arr[start:end]).all() and plain_text(arr[start:end]):
         return [Segment(start, end, Modality.TEXT, "utf-8", 0.9, "all printable or valid UTF-8, no signal", "utf-8")]
     verdict = utf16_text(data[start:end])
@@ -228,7 +230,7 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         encoding, confidence, reason = verdict
         return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
     out = []
-    min_len = min(LEGACY_MIN, end - start)
+    min_len = min(LEGACY_MIN, max(64, (end - start) // 4))
     stretches = [t for lo, hi in runs if (arr[lo:hi] >= 0x80).any() for t in unsignalled(arr, lo, hi, min_len)]
     for lo, hi in stretches:  # (plain ASCII is the UTF-8 rule's, a signal the statistics')
         if not plain_text(arr[lo:hi]):
@@ -241,9 +243,18 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         verdict = legacy_text(data[lo:hi], screened=True)
         if verdict is not None:
             encoding, confidence, reason = verdict
-            lo, hi = trim_text(arr, lo, hi)  # a signal's last bytes before the text are not text
+            lo, hi = _trim_signal(arr, lo, hi)
             out.append(Segment(lo, hi, Modality.TEXT, encoding, confidence, reason, encoding))
     return out
+
+
+def _trim_signal(arr: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """A text run without a signal's last bytes before it or first bytes after it: what
+    trim_text would cut off, where those bytes do move like a signal."""
+    start, end = trim_text(arr, lo, hi)
+    start = start if start - lo >= 64 and signal_like(arr[lo:start].tobytes()) else lo
+    end = end if hi - end >= 64 and signal_like(arr[end:hi].tobytes()) else hi
+    return start, end
 
 
 def _describe_utf8(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
@@ -307,15 +318,16 @@ _SHORT_TEXT = 128
 
 
 def _join_text_across(data: bytes, segments: list[Segment]) -> list[Segment]:
-    """Text wins: a short piece between two text segments that holds no byte text never holds
-    (accented letters of a legacy encoding that UTF-8 refused) is part of that text."""
+    """Text wins: a short piece between two text segments that holds at most a stray control
+    byte or two (accented letters of a legacy encoding that UTF-8 refused, a bell in a message)
+    is part of that text."""
     out: list[Segment] = []
     i = 0
     while i < len(segments):
         s = segments[i]
         if (out and i + 1 < len(segments) and out[-1].modality is Modality.TEXT
                 and segments[i + 1].modality is Modality.TEXT and s.modality is not Modality.TEXT and not _signature(s)
-                and s.size < _SHORT_TEXT and not never_text(data[s.start:s.end])):
+                and s.size < _SHORT_TEXT and _controls(data[s.start:s.end]) <= max(2, s.size // 16)):
             nxt, prev = segments[i + 1], out.pop()
             out.append(Segment(prev.start, nxt.end, Modality.TEXT, prev.format, min(prev.confidence, nxt.confidence),
                                prev.reason, prev.encoding or nxt.encoding))
@@ -430,7 +442,9 @@ def _libmagic_file(data: bytes, segments: list[Segment]) -> list[Segment]:
         return segments
     if description == "data":
         return segments
-    k = next((i for i, s in enumerate(segments) if i and _signature(s)), len(segments))
+    # (strings inside it are its own; a long text is not)
+    k = next((i for i, s in enumerate(segments) if i and (_signature(s) or s.modality is Modality.TEXT
+                                                            and s.size >= 1024)), len(segments))
     if k == 1 and segments[0].format in ("pixels", "pcm", "pcm16"):
         return segments  # one signal from end to end outweighs a weak magic (a DOS .COM's first byte)
     fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")

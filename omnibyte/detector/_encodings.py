@@ -20,7 +20,7 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["LEGACY_MIN", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like", "unsignalled",
+__all__ = ["LEGACY_MIN", "controls", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like", "unsignalled",
            "utf16_text", "codec_name"]
 
 LEGACY_MIN = 1024  # a shorter run between other parts is left to the UTF-8 rule and statistics
@@ -55,6 +55,11 @@ def codec_name(encoding: str) -> str:
         return codecs.lookup(encoding).name.replace("_", "-")
     except LookupError:
         return encoding
+
+
+def controls(data: bytes) -> int:
+    """How many bytes of data no text holds."""
+    return int(np.count_nonzero(_NEVER_TEXT[np.frombuffer(data, dtype=np.uint8)]))
 
 
 def never_text(data: bytes) -> bool:
@@ -171,8 +176,9 @@ def _decode_errors(data: bytes, encoding: str) -> float:
 
 def plain_text(arr: np.ndarray) -> bool:
     """Whether bytes that are all printable or valid UTF-8 (the caller checks) are text: any
-    that do not move like a signal are; statistics are for the bytes that are not text."""
-    return not _signal_like(arr)
+    that do not move like a signal are, and a few dozen printable bytes are too short to show a
+    signal (what a person typed: a value, a date); statistics are for the bytes that are not text."""
+    return arr.size < 64 or not _signal_like(arr)
 
 
 def utf16_text(data: bytes) -> tuple[str, float, str] | None:
