@@ -223,7 +223,7 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         return []
     # (in a short gap, a quarter of it: a control byte inside a short text leaves two runs to ask about)
     runs = legacy_runs(arr, start, end, min(LEGACY_MIN, max(64, (end - start) // 4)))
-    if runs == [(start, end)] and text_mask(arr[start:end]).all() and plain_text(arr[start:end]):
+    if runs == [(start, end)] and plain_text(arr[start:end]) and text_mask(arr[start:end]).all():
         return [Segment(start, end, Modality.TEXT, "utf-8", 0.9, "all printable or valid UTF-8, no signal", "utf-8")]
     verdict = utf16_text(data[start:end])
     if verdict is not None:
