@@ -4,7 +4,8 @@ machine's translation catalogues re-encoded in UTF-16 and legacy encodings.
 
 Where the files come from: Python's standard libraries and site-packages, /usr/share (documentation,
 icons, fonts, locale, man pages, Vim's help), /usr/lib, /usr/include and /etc. The walk is sorted
-and the sample drawn from a seeded generator, so one machine gives the same set every run.
+and the sample drawn from a seeded generator, so one machine gives the same set every run; a file
+installed more than once (each Python's copy of its test data) is drawn once.
 
 Re-encoded text: the translated messages of the machine's gettext catalogues (`.mo` files) for
 Russian, Japanese, Chinese, German and French, joined into documents (some as XML pages that
@@ -15,6 +16,7 @@ Windows-1252, Shift-JIS, Big5 and KOI8-R.
 from __future__ import annotations
 
 import gettext
+import hashlib
 import os
 import sys
 import sysconfig
@@ -163,6 +165,7 @@ def _is_utf8(data: bytes) -> bool:
 def sample_files(seed: int, per_kind: int = PER_KIND) -> list[RealFile]:
     rng = np.random.default_rng(seed)
     out: list[RealFile] = []
+    seen: set[bytes] = set()  # one copy of a file installed several times (each Python's test data)
     for kind, paths in _candidates().items():
         order = rng.permutation(len(paths))
         taken = 0
@@ -173,8 +176,10 @@ def sample_files(seed: int, per_kind: int = PER_KIND) -> list[RealFile]:
                 data = Path(paths[i]).read_bytes()
             except OSError:
                 continue
-            if not data or _excluded(kind, data):
+            digest = hashlib.sha1(data).digest()
+            if not data or _excluded(kind, data) or digest in seen:
                 continue
+            seen.add(digest)
             out.append(RealFile(kind, KINDS[kind][0], paths[i], data))
             taken += 1
     return out + encoded_texts(seed, per_kind)

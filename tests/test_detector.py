@@ -578,6 +578,20 @@ def test_a_short_label_before_a_header_is_its_own_text_segment(file):
     assert segments[1].modality is not Modality.TEXT
 
 
+def test_an_rf64_wav_is_audio_to_the_size_its_ds64_chunk_declares():
+    size = 4 + 36 + 24 + 8 + 45  # WAVE, ds64, fmt and data chunks: what follows the 8-byte RF64 header
+    ds64 = b"ds64" + struct.pack("<IQQQI", 28, size, 45, 5, 0)
+    data = b"RF64" + b"\xff" * 4 + b"WAVE" + ds64 + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 3, 8000, 72000, 9, 24) \
+        + b"data" + b"\xff" * 4 + bytes(RNG.integers(0, 256, 45, dtype=np.uint8))
+    assert len(data) == 8 + size
+    segments = DETECTOR.detect_bytes(data + TEXT)
+    assert [(s.modality, s.end) for s in segments] == [(Modality.AUDIO, len(data)), (Modality.TEXT, len(data + TEXT))]
+
+
+def test_a_tiny_file_of_digits_is_text():
+    assert whole_text(b"t=00:00:00.99999999999999").modality is Modality.TEXT
+
+
 @pytest.mark.parametrize("at", [0, 1])
 def test_a_boundary_at_a_damaged_header_lands_within_4_bytes(at):
     data = native_bmp()

@@ -222,7 +222,7 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
     if end - start < 16:
         return []
     # (in a short gap, a quarter of it: a control byte inside a short text leaves two runs to ask about)
-    runs = legacy_runs(arr, start, end, min(LEGACY_MIN, max(64, (end - start) // 4)))
+    runs = legacy_runs(arr, start, end, min(LEGACY_MIN, end - start, max(64, (end - start) // 4)))
     if runs == [(start, end)] and plain_text(arr[start:end]) and text_mask(arr[start:end]).all():
         return [Segment(start, end, Modality.TEXT, "utf-8", 0.9, "all printable or valid UTF-8, no signal", "utf-8")]
     verdict = utf16_text(data[start:end])
@@ -230,7 +230,7 @@ def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Se
         encoding, confidence, reason = verdict
         return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
     out = []
-    min_len = min(LEGACY_MIN, max(64, (end - start) // 4))
+    min_len = min(LEGACY_MIN, end - start, max(64, (end - start) // 4))
     stretches = [t for lo, hi in runs if (arr[lo:hi] >= 0x80).any() for t in unsignalled(arr, lo, hi, min_len)]
     for lo, hi in stretches:  # (plain ASCII is the UTF-8 rule's, a signal the statistics')
         if not plain_text(arr[lo:hi]):

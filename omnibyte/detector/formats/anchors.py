@@ -12,7 +12,7 @@ import numpy as np
 
 from .base import Found, cut_found
 from .images import parse_bmp, parse_gif, parse_jpeg, parse_png, parse_pnm, parse_tiff
-from .riff import parse_iff, parse_riff
+from .riff import parse_iff, parse_rf64, parse_riff
 from .audio import parse_au, parse_flac, parse_mp3, parse_ogg
 from .video import parse_ebml, parse_mp4, parse_y4m, parse_y4m_frames
 from .binaries import (MAGIC_ONLY, magic_only, parse_ar, parse_elf, parse_gzip, parse_mo, parse_npy, parse_pdf,
@@ -51,6 +51,7 @@ _ANCHORS: list[tuple[bytes, int, _Parser]] = [
     (b"P5 ", 0, parse_pnm),
     (b"RIFF", 0, parse_riff),
     (b"WAVEfmt ", 8, parse_riff),
+    (b"RF64", 0, parse_rf64),
     (b"AVI LIST", 8, parse_riff),
     (b"WEBPVP8", 8, parse_riff),
     (b"FORM", 0, parse_iff),
