@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gettext
 import hashlib
+import io
 import os
 import sys
 import sysconfig
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 MAX_BYTES = 4 << 20  # larger files are left out: the set is about kinds, not sizes
 PER_KIND = 30  # files drawn per kind at most
@@ -154,6 +156,19 @@ def _excluded(kind: str, data: bytes) -> bool:
     return False
 
 
+def _truth(kind: str, data: bytes) -> str:
+    """The modality a file's kind says, but for an animated GIF: video, as everywhere in OmniByte
+    (the demo turns one into Y4M frames)."""
+    if kind == "gif":
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                if getattr(im, "n_frames", 1) > 1:
+                    return "video"
+        except Exception:
+            pass
+    return KINDS[kind][0]
+
+
 def _is_utf8(data: bytes) -> bool:
     try:
         data.decode("utf-8")
@@ -180,7 +195,7 @@ def sample_files(seed: int, per_kind: int = PER_KIND) -> list[RealFile]:
             if not data or _excluded(kind, data) or digest in seen:
                 continue
             seen.add(digest)
-            out.append(RealFile(kind, KINDS[kind][0], paths[i], data))
+            out.append(RealFile(kind, _truth(kind, data), paths[i], data))
             taken += 1
     return out + encoded_texts(seed, per_kind)
 

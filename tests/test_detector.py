@@ -588,6 +588,11 @@ def test_an_rf64_wav_is_audio_to_the_size_its_ds64_chunk_declares():
     assert [(s.modality, s.end) for s in segments] == [(Modality.AUDIO, len(data)), (Modality.TEXT, len(data + TEXT))]
 
 
+def test_a_wav_cut_before_its_first_chunk_is_still_audio():
+    segments = DETECTOR.detect_bytes(native_wav()[:13])
+    assert [(s.modality, s.format) for s in segments] == [(Modality.AUDIO, "wav")]
+
+
 def test_a_tiny_file_of_digits_is_text():
     assert whole_text(b"t=00:00:00.99999999999999").modality is Modality.TEXT
 

@@ -108,7 +108,7 @@ def _parse_container(data: bytes, start: int, kind: _Container
 def parse_riff(data: bytes, start: int) -> Found | None:
     parsed = _parse_container(data, start, _RIFF)
     if parsed is None:
-        return None
+        return _riff_cut_before_chunks(data, start)
     r, fmt, modality, chunks, end, solid, bad = parsed
     if fmt == "wav":
         _check_wav(r, data, chunks)
@@ -151,3 +151,16 @@ def parse_rf64(data: bytes, start: int) -> Found | None:
         return None
     end = start + 8 + riff_size
     return r.found("wav", Modality.AUDIO, start, end, min(end, start + 36), n, strong=True)
+
+
+def _riff_cut_before_chunks(data: bytes, start: int) -> Found | None:
+    """A RIFF file cut before its first chunk is whole: an intact magic and form type are all
+    that is left of it to read."""
+    n = len(data)
+    form = data[start + 8:start + 12]
+    if not start + 12 <= n < start + 20 or data[start:start + 4] != b"RIFF" or form not in _RIFF_FORMS:
+        return None
+    fmt, modality = _RIFF_FORMS[form]
+    r = Report("RIFF header")
+    return r.found(fmt, modality, start, start + 8 + U32LE.unpack_from(data, start + 4)[0], n, n, strong=False)
+
