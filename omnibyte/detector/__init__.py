@@ -6,11 +6,18 @@
 
 Cheap exact rules decide first, statistics only where they cannot:
 1. signatures at any offset, each header read for the size it declares and its structure walked
-   as far as it holds (`formats`, one module per family); a damaged magic is found through the header's other anchors;
+   as far as it holds (`formats`, one module per family); a damaged magic is found through the header's other anchors.
+   Binary containers (compiled Python, gettext catalogues, ar and tar archives, fonts, NumPy
+   arrays, pickles, typelibs, ELF, ZIP, SQLite, ...) are binary by their structure, whatever
+   statistics or strings their parts show;
 2. a size field that runs past the data, or over a sound header or a run of text, is cut there;
-3. between the files found, runs of valid UTF-8 that read as text (`_content`);
-4. the rest is cut where its byte statistics change and each piece is named by them (PCM audio,
-   RGB or grey pixels, compressed or random data, zeros, unknown binary);
+   a signature whose bytes read as text is a word in that text, not an embedded file;
+3. text wins: between the files found, bytes that decode as text are text segments: UTF-8
+   (`_content`), UTF-16 and legacy encodings that read as language (`_encodings`, with
+   charset-normalizer), each named by format (json, html, xml, svg, csv, source code) and
+   reported with its encoding;
+4. only the rest is cut where its byte statistics change and each piece is named by them (PCM
+   audio, RGB or grey pixels, compressed or random data, zeros, unknown binary);
 5. libmagic, when installed, names what no rule here knows.
 
 The segments cover the input exactly, in order, and every one says which rule or statistic
