@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image
@@ -199,6 +199,9 @@ def _render_media(segment: Segment, data: bytes) -> tuple[str, list[str]]:
         return f'<img class="ob-pixels" alt="video" src="{_data_uri("image/gif", data)}">', []
     if segment.modality == Modality.TEXT:
         text = decode_native(data, Modality.TEXT)
+        if segment.encoding not in ("", "utf-8"):  # UTF-16 or a legacy encoding the detector named
+            text = replace(text, text=data.decode(segment.encoding, errors="replace").lstrip("\ufeff"),
+                                       repairs=())
         shown = text.text[:_TEXT_LIMIT]
         more = f"\n… {len(text.text) - _TEXT_LIMIT:,} more characters" if len(text.text) > _TEXT_LIMIT else ""
         return f'<pre class="ob-text">{html.escape(shown)}{more}</pre>', list(text.repairs)

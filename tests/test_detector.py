@@ -2,10 +2,12 @@ import dataclasses
 import gzip
 import io
 import json
+import pickle
 import sqlite3
 import struct
 import subprocess
 import sys
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -203,7 +205,7 @@ def test_segment_is_frozen_and_serialises_to_the_cli_shape():
     with pytest.raises(dataclasses.FrozenInstanceError):
         segment.start = 3  # type: ignore[misc]
     assert segment.to_dict() == {"start": 0, "end": len(TEXT), "modality": "text", "format": "utf-8",
-                                 "confidence": segment.confidence}
+                                 "confidence": segment.confidence, "encoding": "utf-8"}
 
 
 def test_detect_path_reads_the_file(tmp_path):
@@ -424,6 +426,185 @@ def test_libmagic_names_what_no_rule_knows():
 
 
 # ---------------------------------------------------------------------------------------------
+# real files: text wins, binary containers by their structure
+
+
+NUMBERS_CSV = b"".join(b"%d, 0x%016x, %.6f\n" % (i, (i * 0x9E3779B97F4A7C15) % (1 << 64), i / 7) for i in range(300))
+MESSAGES = ("Файл не найден: проверьте путь и повторите попытку. Сохранить изменения перед выходом?\n"
+            "Не удалось открыть соединение с сервером; повторите попытку позже.\n") * 8
+JAPANESE = "".join(f"{i}. ファイル「data{i}.txt」が見つかりません。パスを確認して、もう一度お試しください。\n" for i in range(12))
+CHINESE = "".join(f"{i}. 找不到檔案「data{i}.txt」：請檢查路徑後再試一次。是否要在離開前儲存變更？\n" for i in range(12))
+
+
+def whole_text(data: bytes) -> Segment:
+    segments = DETECTOR.detect_bytes(data)
+    assert [s.modality for s in segments] == [Modality.TEXT], segments
+    return segments[0]
+
+
+def test_a_csv_of_numbers_is_one_text_segment_named_csv():
+    assert whole_text(NUMBERS_CSV).format == "csv"
+
+
+def test_json_data_with_numbers_is_text_named_json():
+    data = json.dumps({"rules": [{"conditions": [{"fn": "isSet", "argv": [{"ref": f"Region{i}"}]}], "n": i * 1.5}
+                                 for i in range(60)]}, indent=2).encode()
+    assert whole_text(data).format == "json"
+
+
+def test_a_short_html_page_is_text_named_html():
+    data = b'<html>\n<head><title>Index</title></head>\n<body>\n<a href="a.html">a</a>\n</body>\n</html>\n'
+    assert whole_text(data).format == "html"
+
+
+def test_a_symbolic_svg_icon_full_of_path_numbers_is_one_text_segment():
+    path = " ".join(f"c {i * 0.074219:.6f} {i * 0.003906:.6f} 0.144531 0.027344" for i in range(60))
+    data = (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" height="16px">\n'
+            b'<path d="m 4 1 ' + path.encode() + b' z" fill="#222222"/>\n</svg>\n')
+    assert whole_text(data).format == "svg"
+
+
+def test_source_code_is_text_named_by_its_language():
+    assert whole_text(b"import os\n\n\ndef main():\n    print(os.getcwd())\n" * 3).format == "python"
+    assert whole_text(b"#include <stdio.h>\n\nint main(void) { return 0; }\n" * 3).format == "c"
+    assert whole_text(b"#!/bin/sh\nset -e\necho \"$HOME\"\n" * 3).format == "shell"
+
+
+@pytest.mark.parametrize("text, codec", [(MESSAGES, "koi8-r"), (MESSAGES, "cp1251"), (JAPANESE, "shift_jis"),
+                                         (CHINESE, "big5"), ("Größe ändern, Schließen. " * 30, "latin-1")],
+                         ids=["koi8-r", "cp1251", "shift-jis", "big5", "latin-1"])
+def test_text_in_a_legacy_encoding_is_text_reported_with_its_encoding(text, codec):
+    segment = whole_text(text.encode(codec))
+    assert segment.encoding not in ("", "utf-8")
+    assert segment.encoding != "utf-8" and (text.encode(codec).decode(segment.encoding) == text)
+
+
+def test_xml_in_big5_is_text_named_xml():
+    data = ('<?xml version="1.0" encoding="Big5"?>\n<catalogue>\n'
+            + "".join(f"  <message>{line}</message>\n" for line in CHINESE.splitlines()) + "</catalogue>\n").encode("big5")
+    segment = whole_text(data)
+    assert (segment.format, segment.encoding) == ("xml", "big5")
+
+
+@pytest.mark.parametrize("codec, bom", [("utf-16-le", b"\xff\xfe"), ("utf-16-le", b""), ("utf-16-be", b""),
+                                        ("utf-16-be", b"\xfe\xff")])
+@pytest.mark.parametrize("text", [MESSAGES, JAPANESE, "Plain English words, line after line.\n" * 20],
+                         ids=["russian", "japanese", "english"])
+def test_utf16_text_with_or_without_a_bom_is_text(codec, bom, text):
+    assert whole_text(bom + text.encode(codec)).encoding == codec
+
+
+def test_headerless_utf16_pcm_is_not_mistaken_for_utf16_text():
+    samples = np.round(np.sin(np.arange(8000) / 9) * 300).astype("<i2").tobytes()  # quiet: high bytes 0 or 0xFF
+    assert all(s.modality is not Modality.TEXT for s in DETECTOR.detect_bytes(samples))
+
+
+@pytest.mark.parametrize("word", [b"ftyp", b"RIFF", b"moov", b"OggS", b"fLaC", b"\x89PNG"])
+def test_a_signature_written_inside_text_is_a_word_not_an_embedded_file(word):
+    text = TEXT[:200] + b"The box " + word + b" starts a file of that kind. " + TEXT
+    whole_text(text)
+
+
+def test_a_real_file_inside_text_is_still_found():
+    segments = DETECTOR.detect_bytes(TEXT + native_wav() + TEXT)
+    assert [s.modality for s in segments] == [Modality.TEXT, Modality.AUDIO, Modality.TEXT]
+
+
+def pyc(version: int = 3495) -> bytes:
+    strings = b"".join(b"\xfa" + bytes([len(w)]) + w for w in (b"docstring of the module, in words", b"name") * 40)
+    return struct.pack("<H", version) + b"\r\n" + bytes(12) + b"\xe3" + bytes(range(256)) * 4 + strings
+
+
+def test_compiled_python_is_one_binary_segment_whatever_its_strings():
+    segments = DETECTOR.detect_bytes(pyc())
+    assert [(s.modality, s.format) for s in segments] == [(Modality.BINARY, "pyc")]
+
+
+def gettext_catalogue() -> bytes:
+    pairs = [(f"Message {i}".encode(), f"Сообщение номер {i}, переведённое".encode()) for i in range(40)]
+    count, header = len(pairs), 28
+    strings_at = header + 16 * count
+    originals, translations, blob, pos = [], [], b"", strings_at
+    for source, target in pairs:
+        originals.append((len(source), pos)); blob += source + b"\x00"; pos += len(source) + 1
+    for source, target in pairs:
+        translations.append((len(target), pos)); blob += target + b"\x00"; pos += len(target) + 1
+    tables = b"".join(struct.pack("<II", *e) for e in originals + translations)
+    return struct.pack("<7I", 0x950412DE, 0, count, header, header + 8 * count, 0, 0) + tables + blob
+
+
+def test_a_gettext_catalogue_is_binary_to_its_last_string():
+    data = gettext_catalogue()
+    segments = DETECTOR.detect_bytes(data + TEXT)
+    assert [(s.format, s.end) for s in segments] == [("gettext-catalogue", len(data)), ("utf-8", len(data + TEXT))]
+
+
+def test_an_ar_archive_and_a_tar_archive_are_binary_by_their_headers():
+    member = Path(sys.executable).resolve().read_bytes()[:3000]  # an object file's bytes, as in a static library
+    ar = b"!<arch>\n" + b"text.txt/".ljust(16) + b"0".ljust(12) + b"0".ljust(6) + b"0".ljust(6) + b"644".ljust(8) \
+        + str(len(member)).encode().ljust(10) + b"`\n" + member
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        info = tarfile.TarInfo("text.txt")
+        info.size = len(member)
+        tar.addfile(info, io.BytesIO(member))
+    for data, fmt in ((ar, "ar"), (buf.getvalue(), "tar")):
+        segments = DETECTOR.detect_bytes(data)
+        assert max(segments, key=lambda s: s.size).format == fmt and segments[0].start == 0
+
+
+def test_fonts_numpy_arrays_and_pickles_are_binary_by_their_headers():
+    font = struct.pack(">IHHHH", 0x00010000, 2, 32, 1, 0) + struct.pack(">4sIII", b"cmap", 0, 44, 200) \
+        + struct.pack(">4sIII", b"glyf", 0, 244, 600) + bytes(RNG.integers(0, 256, 800, dtype=np.uint8))
+    npy = io.BytesIO()
+    np.save(npy, np.linspace(0, 1, 600).astype("<f4"))
+    data = pickle.dumps({"weights": list(range(300)), "names": ["alpha"] * 50}, protocol=4)
+    for blob, fmt in ((font, "font"), (npy.getvalue(), "npy"), (data, "pickle")):
+        segments = DETECTOR.detect_bytes(blob)
+        assert [(s.modality, s.format) for s in segments] == [(Modality.BINARY, fmt)], (fmt, segments)
+
+
+def test_elf_and_sqlite_are_binary_never_pixels_or_sound():
+    elf = Path(sys.executable).resolve().read_bytes()[:1 << 20]
+    for data in (elf, sqlite_db()):
+        assert max(DETECTOR.detect_bytes(data), key=lambda s: s.size).modality is Modality.BINARY
+
+
+@pytest.mark.parametrize("file", [native_bmp, native_wav])
+def test_a_short_label_before_a_header_is_its_own_text_segment(file):
+    label = b"cat.bmp\n"
+    segments = DETECTOR.detect_bytes(label + file())
+    assert [(s.start, s.modality) for s in segments][:2] == [(0, Modality.TEXT), (len(label), segments[1].modality)]
+    assert segments[1].modality is not Modality.TEXT
+
+
+def test_an_rf64_wav_is_audio_to_the_size_its_ds64_chunk_declares():
+    size = 4 + 36 + 24 + 8 + 45  # WAVE, ds64, fmt and data chunks: what follows the 8-byte RF64 header
+    ds64 = b"ds64" + struct.pack("<IQQQI", 28, size, 45, 5, 0)
+    data = b"RF64" + b"\xff" * 4 + b"WAVE" + ds64 + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 3, 8000, 72000, 9, 24) \
+        + b"data" + b"\xff" * 4 + bytes(RNG.integers(0, 256, 45, dtype=np.uint8))
+    assert len(data) == 8 + size
+    segments = DETECTOR.detect_bytes(data + TEXT)
+    assert [(s.modality, s.end) for s in segments] == [(Modality.AUDIO, len(data)), (Modality.TEXT, len(data + TEXT))]
+
+
+def test_a_wav_cut_before_its_first_chunk_is_still_audio():
+    segments = DETECTOR.detect_bytes(native_wav()[:13])
+    assert [(s.modality, s.format) for s in segments] == [(Modality.AUDIO, "wav")]
+
+
+def test_a_tiny_file_of_digits_is_text():
+    assert whole_text(b"t=00:00:00.99999999999999").modality is Modality.TEXT
+
+
+@pytest.mark.parametrize("at", [0, 1])
+def test_a_boundary_at_a_damaged_header_lands_within_4_bytes(at):
+    data = native_bmp()
+    segments = DETECTOR.detect_bytes(TEXT + flip(data, at))
+    assert segments[0].modality is Modality.TEXT and abs(segments[1].start - len(TEXT)) <= 4
+
+
+# ---------------------------------------------------------------------------------------------
 # properties: any bytes at all
 
 
@@ -470,7 +651,8 @@ def test_detect_files_json_has_the_cli_shape(tmp_path):
     assert [r["path"] for r in result] == [str(a), str(b)]
     assert result[1]["segments"] == []
     for segment in result[0]["segments"]:
-        assert set(segment) == {"start", "end", "modality", "format", "confidence"}
+        assert set(segment) - {"encoding"} == {"start", "end", "modality", "format", "confidence"}
+        assert ("encoding" in segment) == (segment["modality"] == "text")
     assert [(s["modality"], s["format"]) for s in result[0]["segments"]] == [("text", "utf-8"), ("image", "bmp")]
 
 

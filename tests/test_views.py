@@ -81,6 +81,15 @@ def test_byte_map_and_plot_show_boundaries_prompt_and_surprise():
     assert "No bytes" in surprisal_svg(empty) and "No bytes" in segments_html(empty)
 
 
+def test_text_in_a_legacy_encoding_or_utf16_is_one_card_shown_as_its_words():
+    russian = ("Файл не найден: проверьте путь и повторите попытку. Сохранить изменения перед выходом?\n"
+               "Не удалось открыть соединение с сервером; повторите попытку позже.\n") * 8
+    for data in (russian.encode("koi8-r"), b"\xff\xfe" + russian.encode("utf-16-le")):
+        page = segments_html(_analysis(data, 0))
+        assert re.findall(r'data-modality="(\w+)"', page) == ["text"]
+        assert "Файл не найден" in page
+
+
 def test_damaged_and_foreign_segments_still_render():
     noise = np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes()
     for data in (noise, (EXAMPLES / "red-circle.png").read_bytes(), (EXAMPLES / "moving-square.gif").read_bytes(),

@@ -6,11 +6,18 @@
 
 Cheap exact rules decide first, statistics only where they cannot:
 1. signatures at any offset, each header read for the size it declares and its structure walked
-   as far as it holds (`formats`, one module per family); a damaged magic is found through the header's other anchors;
+   as far as it holds (`formats`, one module per family); a damaged magic is found through the header's other anchors.
+   Binary containers (compiled Python, gettext catalogues, ar and tar archives, fonts, NumPy
+   arrays, pickles, typelibs, ELF, ZIP, SQLite, ...) are binary by their structure, whatever
+   statistics or strings their parts show;
 2. a size field that runs past the data, or over a sound header or a run of text, is cut there;
-3. between the files found, runs of valid UTF-8 that read as text (`_content`);
-4. the rest is cut where its byte statistics change and each piece is named by them (PCM audio,
-   RGB or grey pixels, compressed or random data, zeros, unknown binary);
+   a signature whose bytes read as text is a word in that text, not an embedded file;
+3. text wins: between the files found, bytes that decode as text are text segments: UTF-8
+   (`_content`), UTF-16 and legacy encodings that read as language (`_encodings`, with
+   charset-normalizer), each named by format (json, html, xml, svg, csv, source code) and
+   reported with its encoding;
+4. only the rest is cut where its byte statistics change and each piece is named by them (PCM
+   audio, RGB or grey pixels, compressed or random data, zeros, unknown binary);
 5. libmagic, when installed, names what no rule here knows.
 
 The segments cover the input exactly, in order, and every one says which rule or statistic
@@ -19,6 +26,7 @@ decided it (`reason`). Nothing here imports torch, and nothing raises on any byt
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -31,6 +39,8 @@ from ..errors import read_file
 from ..modality import Modality
 from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
                        text_mask, text_runs, trim_text)
+from ._encodings import (LEGACY_MIN, controls as _controls, legacy_runs, legacy_text, never_text, plain_text,
+                         signal_like, unsignalled, utf16_text)
 from .formats import Found, cut_found, find_formats
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
@@ -49,16 +59,19 @@ class Segment:
     format: str
     confidence: float  # in [0, 1]
     reason: str  # the rule or statistic that decided
+    encoding: str = ""  # text only: the character encoding its bytes are in (utf-8, utf-16-le, big5, ...)
 
     @property
     def size(self) -> int:
         return self.end - self.start
 
     def to_dict(self) -> dict[str, object]:
-        """The CLI's JSON shape: start, end, modality, format, confidence."""
+        """The CLI's JSON shape: start, end, modality, format, confidence, and a text's encoding."""
         d = asdict(self)
         d["modality"] = self.modality.value
         del d["reason"]
+        if not self.encoding:
+            del d["encoding"]
         return d
 
 
@@ -100,7 +113,8 @@ def format_detections(results: list[dict[str, object]]) -> str:
         segments = result["segments"]
         lines.append(f"{result['path']}: {len(segments)} segment{'s' * (len(segments) != 1)}")  # type: ignore[arg-type]
         for s in segments:  # type: ignore[union-attr]
-            lines.append(f"  {s['start']:>10} {s['end']:>10}  {s['modality']:<7} {s['format']:<13} {s['confidence']:.2f}")
+            encoding = f"  {s['encoding']}" if s.get("encoding", "utf-8") != "utf-8" else ""  # type: ignore[union-attr]
+            lines.append(f"  {s['start']:>10} {s['end']:>10}  {s['modality']:<7} {s['format']:<13} {s['confidence']:.2f}{encoding}")
     return "\n".join(lines)
 
 
@@ -111,7 +125,7 @@ def format_detections(results: list[dict[str, object]]) -> str:
 def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
     arr = np.frombuffer(data, dtype=np.uint8)
     n = len(data)
-    found = [_check_tail(data, arr, f) for f in find_formats(data)]
+    found = [_check_tail(data, arr, f) for f in find_formats(data) if not _is_text(data, arr, f)]
     gaps, pos = [], 0
     for f in found:
         if f.start > pos:
@@ -119,7 +133,7 @@ def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
         pos = f.end
     if pos < n:
         gaps.append((pos, n))
-    described = iter(_describe_gaps(arr, gaps))
+    described = iter(_describe_gaps(data, arr, gaps))
     parts: list[Segment | tuple[int, int]] = []  # segments, and (start, end) left to statistics
     pos = 0
     for f in found:
@@ -138,11 +152,15 @@ def _detect(data: bytes, use_libmagic: bool) -> list[Segment]:
         # after a file, a text or at the start they may be a format libmagic knows
         segments = [_ask_libmagic(data, s) if s.format != "high-entropy" or i == 0 or _signature(segments[i - 1])
                     or segments[i - 1].modality is Modality.TEXT else s for i, s in enumerate(segments)]
+        if not _signature(segments[0]) and segments[0].modality is not Modality.TEXT:
+            segments = _libmagic_file(data, segments)
     return segments
 
 
-# formats whose payload may well be text (a PDF's objects, a stored member of a ZIP)
-_MAY_HOLD_TEXT = {"pdf", "zip", "elf", "sqlite", "mp4", "tiff"}
+# formats whose payload may well be text (a PDF's objects, a stored member of a ZIP, a catalogue's
+# messages, a compiled module's docstrings)
+_MAY_HOLD_TEXT = {"pdf", "zip", "elf", "sqlite", "mp4", "tiff", "pyc", "gettext-catalogue", "ar", "tar", "font",
+                  "woff", "npy", "pickle", "typelib"}
 
 
 def _check_tail(data: bytes, arr: np.ndarray, f: Found) -> Found:
@@ -159,10 +177,96 @@ def _check_tail(data: bytes, arr: np.ndarray, f: Found) -> Found:
     return f
 
 
-def _describe_gaps(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
-    """For each gap (bytes no signature claimed): segments for the text runs in it, and
-    (start, end) for each stretch between them, left to statistics. All runs of all gaps are
-    judged at once."""
+# formats whose headers are text by design (and a PDF's body too): their signature in text is
+# what it says, and their parsers ask for more (frame markers, a declared size, %%EOF)
+_TEXT_FORMATS = {"pdf", "y4m", "ppm"}
+_TEXT_HEAD = 4096  # bytes of a found file looked at to tell whether it is text after all
+
+
+def _is_text(data: bytes, arr: np.ndarray, f: Found) -> bool:
+    """Text wins: a signature whose file reads as text (an 'ftyp' or 'RIFF' written in a help
+    file, a size field made of letters) is a word in that text, not an embedded file."""
+    if f.format in _TEXT_FORMATS:
+        return False
+    end = min(f.end, f.start + _TEXT_HEAD)
+    if end - f.start < 16:
+        return False
+    if never_text(data[f.start:end]):
+        return False  # a control byte no text holds: a binary header, as the signature says
+    head = arr[f.start:end]
+    if text_mask(head).all():
+        return describe_text(data, arr, f.start, end, True) is not None
+    return legacy_text(data[f.start:end]) is not None
+
+
+def _describe_gaps(data: bytes, arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
+    """For each gap (bytes no signature claimed): segments for its text, and (start, end) for
+    each stretch between them, left to statistics. Text in UTF-16 or a legacy encoding is found
+    first; UTF-8 runs in what remains."""
+    encoded = [_encoded_text(data, arr, start, end) for start, end in gaps]
+    rest = []  # (gap, start, end) of the stretches between encoded texts
+    for g, (start, end) in enumerate(gaps):
+        pos = start
+        for seg in encoded[g]:
+            if seg.start > pos:
+                rest.append((g, pos, seg.start))
+            pos = seg.end
+        if pos < end:
+            rest.append((g, pos, end))
+    described = _describe_utf8(arr, [(lo, hi) for _, lo, hi in rest])
+    out: list[list[Segment | tuple[int, int]]] = [[] for _ in gaps]
+    for (g, lo, _), items in zip(rest, described):
+        out[g] += items
+    for g, segs in enumerate(encoded):
+        if segs:
+            out[g] = sorted(out[g] + segs, key=lambda x: x.start if isinstance(x, Segment) else x[0])  # type: ignore[arg-type]
+    return out
+
+
+def _encoded_text(data: bytes, arr: np.ndarray, start: int, end: int) -> list[Segment]:
+    """Text segments in UTF-8 or UTF-16 (the whole gap), or in a legacy encoding (runs free of
+    controls)."""
+    if end - start < 16:
+        return []
+    # (in a short gap, a quarter of it: a control byte inside a short text leaves two runs to ask about)
+    runs = legacy_runs(arr, start, end, min(LEGACY_MIN, end - start, max(64, (end - start) // 4)))
+    if runs == [(start, end)] and plain_text(arr[start:end]) and text_mask(arr[start:end]).all():
+        return [Segment(start, end, Modality.TEXT, "utf-8", 0.9, "all printable or valid UTF-8, no signal", "utf-8")]
+    verdict = utf16_text(data[start:end])
+    if verdict is not None:
+        encoding, confidence, reason = verdict
+        return [Segment(start, end, Modality.TEXT, encoding, confidence, reason, encoding)]
+    out = []
+    min_len = min(LEGACY_MIN, end - start, max(64, (end - start) // 4))
+    stretches = [t for lo, hi in runs if (arr[lo:hi] >= 0x80).any() for t in unsignalled(arr, lo, hi, min_len)]
+    for lo, hi in stretches:  # (plain ASCII is the UTF-8 rule's, a signal the statistics')
+        if not plain_text(arr[lo:hi]):
+            continue
+        other = np.flatnonzero(~text_mask(arr[lo:hi]))
+        if np.count_nonzero((other >= 64) & (other < hi - lo - 64)) < 2:
+            continue  # valid UTF-8 but at its edges (where a signal ends or starts): the UTF-8 rule's
+        if 2 * other.size < np.count_nonzero(arr[lo:hi] >= 0x80):
+            continue  # most bytes above ASCII are UTF-8 characters: UTF-8 with damage, the UTF-8 rule's
+        verdict = legacy_text(data[lo:hi], screened=True)
+        if verdict is not None:
+            encoding, confidence, reason = verdict
+            lo, hi = _trim_signal(arr, lo, hi)
+            out.append(Segment(lo, hi, Modality.TEXT, encoding, confidence, reason, encoding))
+    return out
+
+
+def _trim_signal(arr: np.ndarray, lo: int, hi: int) -> tuple[int, int]:
+    """A text run without a signal's last bytes before it or first bytes after it: what
+    trim_text would cut off, where those bytes do move like a signal."""
+    start, end = trim_text(arr, lo, hi)
+    start = start if start - lo >= 64 and signal_like(arr[lo:start].tobytes()) else lo
+    end = end if hi - end >= 64 and signal_like(arr[end:hi].tobytes()) else hi
+    return start, end
+
+
+def _describe_utf8(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Segment | tuple[int, int]]]:
+    """For each gap: segments for the UTF-8 text runs in it, and (start, end) for each stretch
+    between them, left to statistics. All runs of all gaps are judged at once."""
     runs = []  # (gap, start, end) of each printable run
     for g, (start, end) in enumerate(gaps):
         # a short gap that is all text (a word between two files, a tiny input) is text too
@@ -178,7 +282,7 @@ def _describe_gaps(arr: np.ndarray, gaps: list[tuple[int, int]]) -> list[list[Se
         if rs > pos[g]:
             out[g].append((pos[g], rs))
         confidence, reason = verdict
-        out[g].append(Segment(rs, re_, Modality.TEXT, "utf-8", confidence, reason))
+        out[g].append(Segment(rs, re_, Modality.TEXT, "utf-8", confidence, reason, "utf-8"))
         pos[g] = re_
     for g, (_, end) in enumerate(gaps):
         if pos[g] < end:
@@ -197,13 +301,14 @@ def _tidy(data: bytes, segments: list[Segment]) -> list[Segment]:
     for s in segments:
         if out:
             prev = out[-1]
-            if prev.modality is Modality.TEXT and s.modality is Modality.TEXT:
+            if prev.modality is Modality.TEXT and s.modality is Modality.TEXT and prev.encoding == s.encoding:
                 out[-1] = _join(prev, s, prev.format, min(prev.confidence, s.confidence), prev.reason)
                 continue
             if s.size < _MIN_SEGMENT and not _signature(s):
                 out[-1] = _join(prev, s, prev.format, prev.confidence, prev.reason)
                 continue
-            if prev.size < _MIN_SEGMENT and not _signature(prev):
+            # (a label of a few bytes before a file's header is its own text segment)
+            if prev.size < _MIN_SEGMENT and not _signature(prev) and not (prev.modality is Modality.TEXT and _signature(s)):
                 out[-1] = _join(prev, s, s.format, s.confidence, s.reason, s.modality)
                 continue
             if (prev.modality, prev.format) == (s.modality, s.format) and not _signature(s) and not _signature(prev):
@@ -212,10 +317,32 @@ def _tidy(data: bytes, segments: list[Segment]) -> list[Segment]:
                 continue
         out.append(s)
     out = _absorb_short_text(out)
+    out = _join_text_across(data, out)
     return [_name_text(data, s) if s.modality is Modality.TEXT else s for s in out]
 
 
 _SHORT_TEXT = 128
+
+
+def _join_text_across(data: bytes, segments: list[Segment]) -> list[Segment]:
+    """Text wins: a short piece between two text segments that holds at most a stray control
+    byte or two (accented letters of a legacy encoding that UTF-8 refused, a bell in a message)
+    is part of that text."""
+    out: list[Segment] = []
+    i = 0
+    while i < len(segments):
+        s = segments[i]
+        if (out and i + 1 < len(segments) and out[-1].modality is Modality.TEXT
+                and segments[i + 1].modality is Modality.TEXT and s.modality is not Modality.TEXT and not _signature(s)
+                and s.size < _SHORT_TEXT and _controls(data[s.start:s.end]) <= max(2, s.size // 16)):
+            nxt, prev = segments[i + 1], out.pop()
+            out.append(Segment(prev.start, nxt.end, Modality.TEXT, prev.format, min(prev.confidence, nxt.confidence),
+                               prev.reason, prev.encoding or nxt.encoding))
+            i += 2
+            continue
+        out.append(s)
+        i += 1
+    return out
 
 
 def _absorb_short_text(segments: list[Segment]) -> list[Segment]:
@@ -252,12 +379,18 @@ def _signature(s: Segment) -> bool:
 
 
 def _join(a: Segment, b: Segment, fmt: str, confidence: float, reason: str, modality: Modality | None = None) -> Segment:
-    return Segment(a.start, b.end, modality or a.modality, fmt, confidence, reason)
+    modality = modality or a.modality
+    encoding = (a.encoding or b.encoding or "utf-8") if modality is Modality.TEXT else ""
+    return Segment(a.start, b.end, modality, fmt, confidence, reason, encoding)
 
 
 def _name_text(data: bytes, s: Segment) -> Segment:
-    fmt = text_format(data[s.start:s.end])
-    return s if fmt == s.format else Segment(s.start, s.end, s.modality, fmt, s.confidence, s.reason)
+    encoding = s.encoding or "utf-8"
+    raw = data[s.start:s.end]
+    fmt = text_format(raw if encoding == "utf-8" else raw.decode(encoding, "replace").encode())
+    if fmt == "utf-8":  # plain text is named by its encoding
+        fmt = encoding
+    return dataclasses.replace(s, format=fmt, encoding=encoding)
 
 
 # libmagic: (mime prefix or exact mime) -> (modality, format)
@@ -297,3 +430,31 @@ def _ask_libmagic(data: bytes, s: Segment) -> Segment:
     modality = next((m for prefix, m in _MIME_MODALITY.items() if mime.startswith(prefix)), Modality.BINARY)
     fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")
     return Segment(s.start, s.end, modality, fmt, round(max(s.confidence, 0.6), 3), f"libmagic: {description}")
+
+
+def _libmagic_file(data: bytes, segments: list[Segment]) -> list[Segment]:
+    """A binary format at the very start that no rule here knows but libmagic does (a GNU dbm
+    database, a terminfo entry): the file it names runs to the next file a signature found,
+    whatever statistics and strings its parts show."""
+    tools = _libmagic()
+    if tools is None:
+        return segments
+    try:
+        head = data[:1 << 16]
+        mime = tools[0].from_buffer(head)
+        if not mime or mime in _VAGUE or mime.startswith(("text/", "image/", "audio/", "video/")):
+            return segments
+        description = tools[1].from_buffer(head)
+    except Exception:
+        return segments
+    if description == "data":
+        return segments
+    # (strings inside it are its own; a long text is not)
+    k = next((i for i, s in enumerate(segments) if i and (_signature(s) or s.modality is Modality.TEXT
+                                                            and s.size >= 1024)), len(segments))
+    if k == 1 and segments[0].format in ("pixels", "pcm", "pcm16"):
+        return segments  # one signal from end to end outweighs a weak magic (a DOS .COM's first byte)
+    fmt = mime.split("/", 1)[1].removeprefix("x-").removeprefix("vnd.")
+    whole = Segment(0, segments[k - 1].end, Modality.BINARY, fmt, 0.8, f"libmagic: {description}")
+    return [whole] + segments[k:]
+

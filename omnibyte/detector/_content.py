@@ -18,6 +18,7 @@ All of it is numpy over blocks and cumulative sums; Python only loops over piece
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,9 +123,23 @@ def text_runs(arr: np.ndarray, min_len: int = MIN_TEXT) -> list[tuple[int, int]]
     short = n < 64
     words = (spaces >= np.where(short, 0.08, 0.03) * n) & (letters >= np.where(short, 0.5, 0.2) * n)
     maybe = words | (multibyte >= np.maximum(4, n // 8)) | ((n >= 128) & (letters > 0.6 * n))
+    if not maybe.all():
+        maybe |= _lined(arr, s, e)
     if arr.size <= MIN_TEXT * 4:
         maybe[:] = True  # a short input may be all text without looking like prose
     return list(zip(s[maybe].tolist(), e[maybe].tolist()))
+
+
+_MAX_LINE = 1024  # mean bytes per line that text (a table, a program, prose) stays under
+
+
+def _lined(arr: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Which runs [s, e) are lines: two line feeds or more, lines of text length on average.
+    Printable pixels and sounds never hold a line feed: reaching 0x0A from the printable range
+    passes through the controls that end a run."""
+    cum = np.concatenate(([0], np.cumsum(arr == 0x0A, dtype=np.int64)))
+    feeds = cum[e] - cum[s]
+    return (feeds >= 2) & ((e - s) <= _MAX_LINE * (feeds + 1))
 
 
 def _counts(arr: np.ndarray, s: np.ndarray, e: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -181,7 +196,7 @@ def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[t
     at = np.concatenate(([0], np.cumsum(n)[:-1]))  # where each run starts in cat
     ws = _WHITESPACE[cat]
     ink = ~ws
-    spaces, letters, multibyte = (_sums(f, at) for f in (ws, _IS_LETTER[cat], _CLASS[cat] >= 3))
+    spaces, letters, multibyte, feeds = (_sums(f, at) for f in (ws, _IS_LETTER[cat], _CLASS[cat] >= 3, cat == 0x0A))
     # the byte that fills most of a run's ink (its non-whitespace bytes)
     owner = np.repeat(np.arange(len(long)), n)
     fill = np.bincount(owner[ink] * 256 + cat[ink], minlength=len(long) * 256).reshape(len(long), 256).max(axis=1)
@@ -213,7 +228,9 @@ def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[t
         for counted, close in pairs[variant::2]:
             if counted[i]:
                 smooth = max(smooth, float(close[i]) / int(counted[i]))
-        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size, whole)
+        lined = feeds[i] >= 2 and size <= _MAX_LINE * (feeds[i] + 1)
+        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size, whole,
+                               bool(lined))
     return out
 
 
@@ -242,9 +259,11 @@ def _repeated_units(cat: np.ndarray, ink: np.ndarray) -> list[tuple[int, np.ndar
     return out
 
 
-def _text_verdict(n: int, multibyte: int, smooth: float, spaces: float, letters: float, whole: bool
+def _text_verdict(n: int, multibyte: int, smooth: float, spaces: float, letters: float, whole: bool, lined: bool
                   ) -> tuple[float, str] | None:
     """describe_text's decision from a run's length and statistics."""
+    if lined:  # text wins: lines of printable bytes are text, whatever they hold (numbers, code)
+        return 0.95, f"lines of text ({letters:.0%} letters/digits, smoothness {smooth:.2f})"
     if multibyte >= max(4, n // 8) and smooth < 0.3:
         return 0.97, f"valid UTF-8 run ({multibyte} multi-byte characters)"
     short = n < 64  # a short run must look like words, not merely printable
@@ -279,18 +298,20 @@ def trim_text(arr: np.ndarray, start: int, end: int) -> tuple[int, int]:
     s = np.arange(32, n - 16)
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
     i = int(np.argmax(tail - head)) if s.size else -1
-    if i >= 0 and tail[i] > 0.45 and head[i] < 0.25:
+    # a piece that holds line feeds is text, never signal (see _lined): it is not trimmed off
+    if i >= 0 and tail[i] > 0.45 and head[i] < 0.25 and np.count_nonzero(run[s[i]:] == 0x0A) < 2:
         end = start + int(s[i])
     s = np.arange(16, n - 32)
     head, tail = cum[s] / s, (cum[n] - cum[s]) / (n - s)
     i = int(np.argmax(head - tail)) if s.size else -1
-    if i >= 0 and head[i] > 0.45 and tail[i] < 0.25:
+    if i >= 0 and head[i] > 0.45 and tail[i] < 0.25 and np.count_nonzero(run[:s[i]] == 0x0A) < 2:
         start = start + int(s[i])
     return start, end
 
 
 def text_format(data: bytes) -> str:
-    """The kind of text: json, html, xml, svg, or plain utf-8."""
+    """The kind of text: json, html, xml, svg, csv, source code (python, c, javascript, shell,
+    perl, ruby), or plain utf-8."""
     head = data[:256].lstrip(b"\xef\xbb\xbf \t\r\n")
     if head[:1] in (b"{", b"[") and len(data) <= 1 << 24:
         try:
@@ -305,7 +326,41 @@ def text_format(data: bytes) -> str:
         return "svg"
     if low.startswith(b"<?xml"):
         return "xml"
-    return "utf-8"
+    if b"<html" in data[:1024].lower() and low.startswith(b"<"):
+        return "html"
+    if low.startswith(b"<") and re.match(rb"<[A-Za-z_][\w:.-]*[\s>/]", head) and data.rstrip().endswith(b">"):
+        return "xml"
+    return _source_kind(data[:4096]) or ("csv" if _is_csv(data[:8192]) else "utf-8")
+
+
+# source code by what only it writes: a shebang, or statements at the start of a line
+_SHEBANG = re.compile(rb"#![^\n]*\b(python|sh|bash|perl|node|ruby)")
+_SOURCE = [("python", re.compile(rb"^(?:from [\w.]+ import |import [\w.]+\s*$|def \w+\(|class \w+[(:])", re.M)),
+           ("c", re.compile(rb"^\s*#\s*(?:include\s*[<\"]|define \w+|ifndef \w+)", re.M)),
+           ("javascript", re.compile(rb"^(?:function \w+\(|(?:const|let|var) \w+ = |export (?:default|function|const) )", re.M))]
+_SHEBANG_KIND = {b"python": "python", b"sh": "shell", b"bash": "shell", b"perl": "perl", b"node": "javascript",
+                 b"ruby": "ruby"}
+
+
+def _source_kind(head: bytes) -> str | None:
+    m = _SHEBANG.match(head)
+    if m:
+        return _SHEBANG_KIND[m.group(1)]
+    return next((kind for kind, pattern in _SOURCE if pattern.search(head)), None)
+
+
+def _is_csv(head: bytes) -> bool:
+    """Rows with the same number (one or more) of one delimiter: a comma, semicolon, tab or bar."""
+    lines = [line for line in head.split(b"\n")[:20] if line.strip()]
+    if len(head) == 8192:
+        lines = lines[:-1]  # the last may be cut
+    if len(lines) < 2:
+        return False
+    for delimiter in (b",", b";", b"\t", b"|"):
+        counts = {line.count(delimiter) for line in lines}
+        if len(counts) == 1 and counts.pop() >= 1:
+            return True
+    return False
 
 
 # ---------------------------------------------------------------------------------------------

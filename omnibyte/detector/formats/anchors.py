@@ -12,10 +12,11 @@ import numpy as np
 
 from .base import Found, cut_found
 from .images import parse_bmp, parse_gif, parse_jpeg, parse_png, parse_pnm, parse_tiff
-from .riff import parse_iff, parse_riff
+from .riff import parse_iff, parse_rf64, parse_riff
 from .audio import parse_au, parse_flac, parse_mp3, parse_ogg
 from .video import parse_ebml, parse_mp4, parse_y4m, parse_y4m_frames
-from .binaries import MAGIC_ONLY, magic_only, parse_elf, parse_gzip, parse_pdf, parse_sqlite, parse_zip
+from .binaries import (MAGIC_ONLY, magic_only, parse_ar, parse_elf, parse_gzip, parse_mo, parse_npy, parse_pdf,
+                       parse_pickle, parse_pyc, parse_sfnt, parse_sqlite, parse_tar, parse_typelib, parse_woff, parse_zip)
 
 __all__ = ["find_formats"]
 
@@ -50,6 +51,7 @@ _ANCHORS: list[tuple[bytes, int, _Parser]] = [
     (b"P5 ", 0, parse_pnm),
     (b"RIFF", 0, parse_riff),
     (b"WAVEfmt ", 8, parse_riff),
+    (b"RF64", 0, parse_rf64),
     (b"AVI LIST", 8, parse_riff),
     (b"WEBPVP8", 8, parse_riff),
     (b"FORM", 0, parse_iff),
@@ -94,6 +96,23 @@ _ANCHORS: list[tuple[bytes, int, _Parser]] = [
     (b"SQLite f", 0, parse_sqlite),
     (b"format 3\x00", 7, parse_sqlite),
     *((magic, 0, magic_only(fmt)) for fmt, (magic, _) in MAGIC_ONLY.items()),
+    # compiled Python: the version number's high byte (3.x: 0x0B-0x0F; 2.7: 0xF3), then CR LF
+    *((bytes([high]) + b"\r\n", 1, parse_pyc) for high in (0x0B, 0x0C, 0x0D, 0x0E, 0x0F, 0xF3)),
+    (b"\xde\x12\x04\x95", 0, parse_mo),
+    (b"\x95\x04\x12\xde", 0, parse_mo),
+    (b"!<arch>\n", 0, parse_ar),
+    (b"ustar", 257, parse_tar),
+    (b"\x00\x01\x00\x00\x00", 0, parse_sfnt),
+    (b"OTTO\x00", 0, parse_sfnt),
+    (b"true\x00", 0, parse_sfnt),
+    (b"wOFF", 0, parse_woff),
+    (b"wOF2", 0, parse_woff),
+    (b"\x93NUMPY", 0, parse_npy),
+    # pickles of protocol 2 and 3 by their first opcode (a dict, a list, a global, a mark), 4 and 5 by a frame
+    *((b"\x80" + bytes([proto]) + op, 0, parse_pickle) for proto in (2, 3) for op in (b"}", b"]", b"c", b"(")),
+    (b"\x80\x04\x95", 0, parse_pickle),
+    (b"\x80\x05\x95", 0, parse_pickle),
+    (b"GOBJ\nMETADATA", 0, parse_typelib),
 ]
 _PRIORITY = {parser: i for i, (_, _, parser) in enumerate(_ANCHORS)}
 

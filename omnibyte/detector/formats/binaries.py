@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from ...modality import Modality
 from .base import (
-    BAD_SIZE, CUT_SHORT, DAMAGED_MAGIC, U16BE, U16LE, U32BE, Found, Report, check_magic, mismatches, near_magic,
+    BAD_SIZE, CUT_SHORT, DAMAGED_MAGIC, U16BE, U16LE, U32BE, U32LE, Found, Report, check_magic, mismatches, near_magic,
 )
 
 
@@ -211,3 +211,212 @@ def magic_only(fmt: str) -> Callable[[bytes, int], Found | None]:
         return r.found(fmt, modality, start, len(data), start + len(magic), len(data), strong=True)
 
     return parse
+
+
+# ---------------------------------------------------------------------------------------------
+# containers that hold text of their own (strings, names, docstrings): binary by their structure,
+# whatever statistics their parts show
+
+
+def parse_pyc(data: bytes, start: int) -> Found | None:
+    """Compiled Python: a two-byte version number, CR LF, flags and a source stamp, then the
+    marshalled code object, which runs to the end of the file (marshal declares no size)."""
+    n = len(data)
+    r = Report("compiled Python header")
+    version = U16LE.unpack_from(data, start)[0]
+    if data[start + 2:start + 4] != b"\r\n" or not (3000 <= version < 4000 or 20121 <= version <= 62211):
+        return None
+    if version >= 3390:  # 3.7 and later: flags, then a stamp of 8 bytes
+        flags, body = U32LE.unpack_from(data, start + 4)[0], start + 16
+        if flags > 3:
+            return None
+    else:  # 3.3-3.6 add the source size to the timestamp; older ones have the timestamp only
+        body = start + (12 if version >= 3230 and version < 20121 else 8)
+    if body >= n or data[body] not in (0x63, 0xE3):  # TYPE_CODE, with or without FLAG_REF
+        return None
+    return r.found("pyc", Modality.BINARY, start, n, body + 1, n, strong=True)
+
+
+def parse_mo(data: bytes, start: int) -> Found | None:
+    """A gettext catalogue: two tables of (length, offset) for the original and translated
+    strings, and a hash table; the file ends where the last of them ends."""
+    n = len(data)
+    r = Report("gettext catalogue tables")
+    if start + 28 > n:
+        return None
+    e = "<" if data[start:start + 4] == b"\xde\x12\x04\x95" else ">"
+    revision, count, originals, translations, hash_size, hash_at = struct.unpack_from(e + "6I", data, start + 4)
+    if revision >> 16 > 1 or count > 1 << 20 or min(originals, translations) < 28:
+        return None
+    end = max(originals, translations) + 8 * count
+    if hash_size:
+        end = max(end, hash_at + 4 * hash_size)
+    for table in (originals, translations):
+        entries = data[start + table:start + table + 8 * count]
+        if len(entries) < 8 * count:
+            r.damage("string table cut short", CUT_SHORT)
+            break
+        for length, offset in struct.iter_unpack(e + "II", entries):
+            end = max(end, offset + length + 1)
+    return r.found("gettext-catalogue", Modality.BINARY, start, start + end, min(n, start + end), n, strong=True)
+
+
+def parse_ar(data: bytes, start: int) -> Found | None:
+    """An ar archive (static libraries, Debian packages): 60-byte member headers, each with a
+    decimal size, walked to the last."""
+    n = len(data)
+    r = Report("ar members")
+    if data[start:start + 8] != b"!<arch>\n":
+        return None
+    pos = start + 8
+    while pos + 60 <= n and data[pos + 58:pos + 60] == b"`\n":
+        try:
+            size = int(data[pos + 48:pos + 58].decode("ascii").strip() or "0")
+        except (UnicodeDecodeError, ValueError):
+            break
+        pos += 60 + size + (size & 1)
+    return r.found("ar", Modality.BINARY, start, pos, min(pos, n), n, strong=True)
+
+
+def parse_tar(data: bytes, start: int) -> Found | None:
+    """A POSIX tar archive: 512-byte headers with an octal size and a checksum, walked to the
+    two zero blocks that end it."""
+    n = len(data)
+    r = Report("tar headers")
+    pos = start
+    while pos + 512 <= n:
+        header = data[pos:pos + 512]
+        if header == bytes(512):
+            pos += 1024
+            break
+        if header[257:262] != b"ustar" and pos == start:
+            return None
+        try:
+            size = int(header[124:136].split(b"\x00")[0].strip() or b"0", 8)
+            checksum = int(header[148:156].split(b"\x00")[0].strip() or b"0", 8)
+        except ValueError:
+            break
+        if checksum != sum(header[:148]) + 256 + sum(header[156:]):
+            if pos == start:
+                return None
+            r.damage("header checksum wrong", BAD_SIZE)
+            break
+        pos += 512 + (size + 511) // 512 * 512
+    if pos == start:
+        return None
+    # archives are written in records of 20 blocks: the zeros up to the record's end are the archive's
+    while pos < n and (pos - start) % 10240 and data[pos:pos + 512] == bytes(512):
+        pos += 512
+    return r.found("tar", Modality.BINARY, start, pos, min(pos, n), n, strong=True)
+
+
+def parse_sfnt(data: bytes, start: int) -> Found | None:
+    """A TrueType or OpenType font: a table directory of (tag, checksum, offset, length)."""
+    n = len(data)
+    r = Report("font table directory")
+    if data[start:start + 4] not in (b"\x00\x01\x00\x00", b"OTTO", b"true", b"typ1"):
+        return None
+    tables = U16BE.unpack_from(data, start + 4)[0]
+    if not 1 <= tables <= 200 or start + 12 + 16 * tables > n:
+        return None
+    end = 12 + 16 * tables
+    for i in range(tables):
+        tag, _, offset, length = struct.unpack_from(">4sIII", data, start + 12 + 16 * i)
+        if not all(32 <= c < 127 for c in tag) or offset < 12 + 16 * tables:
+            return None
+        end = max(end, offset + length)
+    end = min(end + (-end) % 4, max(end, n - start))  # tables are padded to four bytes
+    return r.found("font", Modality.BINARY, start, start + end, start + end, n, strong=True)
+
+
+def parse_woff(data: bytes, start: int) -> Found | None:
+    """WOFF and WOFF2 web fonts: the header declares the whole file's length."""
+    n = len(data)
+    r = Report("WOFF header")
+    if data[start:start + 4] not in (b"wOFF", b"wOF2") or start + 44 > n:
+        return None
+    length = U32BE.unpack_from(data, start + 8)[0]
+    tables = U16BE.unpack_from(data, start + 12)[0]
+    if length < 44 or not 1 <= tables <= 200:
+        return None
+    return r.found("woff", Modality.BINARY, start, start + length, min(n, start + length), n, strong=True)
+
+
+def parse_npy(data: bytes, start: int) -> Found | None:
+    """A NumPy array: a text header that declares dtype and shape, then the array's bytes
+    (object arrays are pickles, which run to the end)."""
+    n = len(data)
+    r = Report("NumPy array header")
+    major = data[start + 6] if start + 10 <= n else 0
+    if data[start:start + 6] != b"\x93NUMPY" or major not in (1, 2, 3):
+        return None
+    size_at, fmt = (start + 8, U16LE) if major == 1 else (start + 8, U32LE)
+    body = size_at + fmt.size + fmt.unpack_from(data, size_at)[0]
+    header = data[size_at + fmt.size:body]
+    if not header.lstrip().startswith(b"{") or body > n:
+        return None
+    m = re.search(rb"'descr':\s*'([<>|=]?)([a-zA-Z])(\d*)'.*'shape':\s*\(([\d,\s]*)\)", header)
+    if m is None or m.group(2) == b"O" or not m.group(3):
+        return r.found("npy", Modality.BINARY, start, n, body, n, strong=True)
+    count = 1
+    for dim in m.group(4).split(b","):
+        if dim.strip():
+            count *= int(dim)
+    end = body + count * int(m.group(3)) * (4 if m.group(2) == b"U" else 1)
+    return r.found("npy", Modality.BINARY, start, end, min(end, n), n, strong=True)
+
+
+def parse_pickle(data: bytes, start: int) -> Found | None:
+    """A pickle of protocol 2 or later, its opcodes walked (never run) to STOP."""
+    import pickletools
+
+    n = len(data)
+    r = Report("pickle opcodes to STOP")
+    if data[start] != 0x80 or not 2 <= data[start + 1] <= 5:
+        return None
+    stream = _Window(data, start)
+    ops = 0
+    try:
+        for op, _, pos in pickletools.genops(stream):
+            ops += 1
+            if op.name == "STOP":
+                end = start + pos + 1
+                return r.found("pickle", Modality.BINARY, start, end, end, n, strong=ops > 2) if ops > 2 else None
+    except Exception:  # not a pickle: genops says so by raising
+        return None
+    return None
+
+
+class _Window:
+    """A file-like view of data from `start`, for pickletools.genops."""
+
+    def __init__(self, data: bytes, start: int):
+        self.data, self.pos, self.start = data, start, start
+
+    def read(self, k: int = -1) -> bytes:
+        end = len(self.data) if k < 0 else self.pos + k
+        out = self.data[self.pos:end]
+        self.pos += len(out)
+        return out
+
+    def readline(self) -> bytes:
+        end = self.data.find(b"\n", self.pos, self.pos + 65536)
+        end = len(self.data) if end < 0 else end + 1
+        out = self.data[self.pos:end]
+        self.pos = end
+        return out
+
+    def tell(self) -> int:
+        return self.pos - self.start
+
+
+def parse_typelib(data: bytes, start: int) -> Found | None:
+    """A GObject typelib: its magic, then a header whose `size` field (offset 40) is the file's."""
+    n = len(data)
+    r = Report("GObject typelib header")
+    if data[start:start + 16] != b"GOBJ\nMETADATA\r\n\x1a" or start + 64 > n:
+        return None
+    size = U32LE.unpack_from(data, start + 40)[0]
+    if size < 64:
+        return None
+    return r.found("typelib", Modality.BINARY, start, start + size, min(n, start + size), n, strong=True)

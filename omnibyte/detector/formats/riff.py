@@ -108,7 +108,7 @@ def _parse_container(data: bytes, start: int, kind: _Container
 def parse_riff(data: bytes, start: int) -> Found | None:
     parsed = _parse_container(data, start, _RIFF)
     if parsed is None:
-        return None
+        return _riff_cut_before_chunks(data, start)
     r, fmt, modality, chunks, end, solid, bad = parsed
     if fmt == "wav":
         _check_wav(r, data, chunks)
@@ -137,3 +137,30 @@ def _check_wav(r: Report, data: bytes, chunks: list[tuple[bytes, int, int]]) -> 
     r.notes[0] = f"RIFF/WAVE, {bits}-bit, {channels} ch, {rate} Hz"
     if not any(cid == b"data" for cid, _, _ in chunks):
         r.damage("no data chunk", BAD_FIELD)
+
+
+def parse_rf64(data: bytes, start: int) -> Found | None:
+    """RF64, the WAV of more than 4 GiB: its 32-bit sizes say 0xFFFFFFFF and a ds64 chunk right
+    after the form type holds the real, 64-bit ones."""
+    n = len(data)
+    r = Report("RF64 ds64 sizes")
+    if data[start:start + 4] != b"RF64" or data[start + 8:start + 16] != b"WAVEds64" or start + 28 > n:
+        return None
+    riff_size = struct.unpack_from("<Q", data, start + 20)[0]
+    if riff_size < 28:
+        return None
+    end = start + 8 + riff_size
+    return r.found("wav", Modality.AUDIO, start, end, min(end, start + 36), n, strong=True)
+
+
+def _riff_cut_before_chunks(data: bytes, start: int) -> Found | None:
+    """A RIFF file cut before its first chunk is whole: an intact magic and form type are all
+    that is left of it to read."""
+    n = len(data)
+    form = data[start + 8:start + 12]
+    if not start + 12 <= n < start + 20 or data[start:start + 4] != b"RIFF" or form not in _RIFF_FORMS:
+        return None
+    fmt, modality = _RIFF_FORMS[form]
+    r = Report("RIFF header")
+    return r.found(fmt, modality, start, start + 8 + U32LE.unpack_from(data, start + 4)[0], n, n, strong=False)
+
