@@ -34,8 +34,8 @@ MAX_BYTES = 16_384  # the most one generation writes: about a minute on a 2-core
 DEFAULT_BYTES = 512  # for text, which has no natural end
 TIME_LIMIT_S = 120  # a generation still running after this stops and shows what it has
 MAX_GUIDANCE = 8.0
-# classifier-free guidance 3: 24/32 caption-conditioned pictures with the asked colour, against 9/32
-# without (README, model card); a prompt of one part runs plain, so only captioned requests pay for it
+# classifier-free guidance 3: captioned pictures come in the asked colour far more often than without
+# (MODEL_CARD.md has the figures); a prompt of one part runs plain, so only captioned requests pay for it
 DEFAULT_GUIDANCE = 3.0
 CONCURRENT_GENERATIONS = 2  # Spaces' free CPU has 2 cores; more would only slow every user down
 QUEUE_SIZE = 32  # further users are told the queue is full

@@ -299,12 +299,12 @@ def evaluate(model: BytePredictor, corpus_dir: str | Path, samples: int = 32, ma
 def format_report(report: dict[str, Any]) -> str:
     sections = []
     if report["compression"]:
-        table = ["| modality | files | model | gzip -9 | xz -9 | PNG | FLAC | best classical |",
-                 "|---|---|---|---|---|---|---|---|"]
+        table = ["| modality | files | model | gzip -9 | xz -9 | zstd -19 | PNG | FLAC | best classical |",
+                 "|---|---|---|---|---|---|---|---|---|"]
         for modality, row in report["compression"].items():
             cell = lambda key: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
             table.append(f"| {modality} | {row['files']} | {cell('model')} | {cell('gzip -9')} | {cell('xz -9')} | "
-                         f"{cell('png')} | {cell('flac')} | {row['best_classical']} |")
+                         f"{cell('zstd -19')} | {cell('png')} | {cell('flac')} | {row['best_classical']} |")
         sections.append(table)
     sampling = "temperature 1" + (f", top-p {report['top_p']}" if report.get("top_p") else "") \
         + (f", guidance {report['guidance_scale']:g}" if report.get("guidance_scale", 1) != 1 else "") \
