@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     corpus.add_argument("--seed", type=int, default=0)
     corpus.add_argument("--scale", type=_float, default=1.0, help="multiply procedural and image counts")
     corpus.add_argument("--text-share", type=_float, default=1.0, help="keep this share of text documents")
-    corpus.add_argument("--sources", help="comma-separated source names (default: all but the opt-in shapes-low)")
+    corpus.add_argument("--sources", help="comma-separated source names (default: all but the opt-in shapes-low, "
+                                            "photos, instruments and documents)")
 
     ev = commands.add_parser("eval", help="evaluate a model on a corpus's held-out split, or on the real-world "
                                           "yardstick with --real")

@@ -10,6 +10,9 @@ and its bytes, DOC_END. Sources (their licences are in DATA.md):
     video  captioned procedural moving shapes
     mixed  text around an image or a sound ("Here is a picture of ...", then the picture)
 
+and, built only when named, the real material of real_material.py: natural photos, General MIDI
+instruments rendered by fluidsynth, documents of permissively licensed installed packages.
+
 The held-out split is chosen by a stable hash of each source item, so no item (a fortune file
 section, a Bible chapter, an icon, a word, a shape/colour combination) is on both sides.
 Output folder:
