@@ -28,6 +28,7 @@ Compiling takes a few seconds the first time on a machine; Numba caches the mach
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -193,43 +194,83 @@ def compiled_decode_supported(model: BytePredictor) -> bool:
     return weight.device.type == "cpu" and weight.dtype == torch.float32 and plain
 
 
-def _array(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().to(torch.float32).cpu().numpy())
+def _f32(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().to(device="cpu", dtype=torch.float32).numpy())
+
+
+@dataclass(frozen=True)
+class FoldedWeights:
+    """The model's weights as the compiled steps read them (this one and deterministic.py's):
+    float32 NumPy arrays, matrices as (in, out), each RMSNorm's gain folded into the matrix after
+    it and the attention scale into the query norm's gain. Every product is one float32
+    multiplication, correctly rounded, so the same model folds to the same bits on any machine."""
+
+    embedding: np.ndarray  # (vocab, d_model)
+    rotated: np.ndarray  # rotate_half(x) = concat(-x2, x1) = x[rotated] * sign
+    sign: np.ndarray
+    qkv: np.ndarray  # (L, d_model, (H + 2K) hd)
+    qk_gain: np.ndarray  # (L, H + K, hd)
+    qk_gain_rotated: np.ndarray
+    out: np.ndarray  # (L, d_model, d_model)
+    gate_up: np.ndarray  # (L, d_model, 2 hidden)
+    down: np.ndarray  # (L, hidden, d_model)
+    lm_head: np.ndarray  # (d_model, vocab)
+    n_heads: int
+    eps: np.float32
+
+
+def fold_weights(model: BytePredictor) -> FoldedWeights:
+    config = model.config
+    hd, half = config.head_dim, config.head_dim // 2
+    rotated = np.concatenate([np.arange(half, hd), np.arange(half)])
+    # the attention scale in float64 once, then one float32 product per gain
+    attention_scale = np.float32(1.0 / math.sqrt(hd))
+    qkv, qk_gain, out, gate_up, down = [], [], [], [], []
+    for block in model.blocks:
+        attn, mlp = block.attn, block.mlp
+        q_gain, k_gain = _f32(attn.q_norm.weight) * attention_scale, _f32(attn.k_norm.weight)
+        qk_gain.append(np.concatenate([np.tile(q_gain, (config.n_heads, 1)),
+                                       np.tile(k_gain, (config.n_kv_heads, 1))]))  # (H + K, hd)
+        # x_normed @ W.T * g == x_normed @ (W.T * g[:, None]): the norm's gain folded into W
+        qkv.append(_f32(attn.qkv.weight).T * _f32(block.attn_norm.weight)[:, None])
+        out.append(_f32(attn.out.weight).T)
+        gate_up.append(_f32(mlp.gate_up.weight).T * _f32(block.mlp_norm.weight)[:, None])
+        down.append(_f32(mlp.down.weight).T)
+    qkv_, out_, gate_up_, down_ = (np.ascontiguousarray(np.stack(w)) for w in (qkv, out, gate_up, down))
+    qk_gain_ = np.ascontiguousarray(np.stack(qk_gain))
+    return FoldedWeights(
+        embedding=_f32(model.tok_embeddings.weight), rotated=rotated,
+        sign=np.concatenate([-np.ones(half), np.ones(half)]).astype(np.float32),
+        qkv=qkv_, qk_gain=qk_gain_, qk_gain_rotated=np.ascontiguousarray(qk_gain_[:, :, rotated]), out=out_,
+        gate_up=gate_up_, down=down_,
+        lm_head=np.ascontiguousarray(_f32(model.lm_head.weight).T * _f32(model.norm.weight)[:, None]),
+        n_heads=config.n_heads, eps=np.float32(config.norm_eps))
+
+
+def checked_tokens(tokens, pos: int, batch_size: int, max_positions: int, vocab_size: int) -> np.ndarray:
+    """One token id per stream as int64, or an OmniByteError saying what does not fit the step."""
+    tokens = np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1)
+    if tokens.shape[0] != batch_size:
+        raise OmniByteError(f"the KV cache holds {batch_size} streams, got {tokens.shape[0]} tokens")
+    if not 0 <= pos < max_positions:
+        raise OmniByteError(f"position {pos} is outside the KV cache of {max_positions}")
+    if tokens.min() < 0 or tokens.max() >= vocab_size:
+        raise OmniByteError(f"token ids must be in 0-{vocab_size - 1}")
+    return tokens
 
 
 class CompiledDecodeStep:
     """Feed one token per stream at a position, get the next token's logits; uses the model's KV cache."""
 
     def __init__(self, model: BytePredictor) -> None:
-        config = model.config
         caches = [block.attn.kv_cache for block in model.blocks]
         if caches[0] is None:
             raise OmniByteError("the compiled decode step needs the model's KV cache: call setup_kv_cache() first")
         if not compiled_decode_supported(model):
             raise OmniByteError("the compiled decode step runs a plain float32 BytePredictor on a CPU")
-        hd, half = config.head_dim, config.head_dim // 2
-        self.n_heads, self.eps = config.n_heads, np.float32(config.norm_eps)
-        self.embedding = _array(model.tok_embeddings.weight)  # (vocab, d_model)
-        # rotate_half(x) = concat(-x2, x1) = x[rotated] * sign
-        self.rotated = np.concatenate([np.arange(half, hd), np.arange(half)])
-        sign = np.concatenate([-np.ones(half), np.ones(half)]).astype(np.float32)
-        self.cos = _array(model.rope_cos)  # (max_seq_len, head_dim)
-        self.sin = _array(model.rope_sin) * sign
-        qkv, qk_gain, out, gate_up, down = [], [], [], [], []
-        for block in model.blocks:
-            attn, mlp = block.attn, block.mlp
-            q_gain = _array(attn.q_norm.weight) / math.sqrt(hd)  # the attention scale, folded in
-            k_gain = _array(attn.k_norm.weight)
-            qk_gain.append(np.concatenate([np.tile(q_gain, (config.n_heads, 1)), np.tile(k_gain, (config.n_kv_heads, 1))]))
-            # x_normed @ W.T * g == x_normed @ (W.T * g[:, None]): the norm's gain folded into W
-            qkv.append(_array(attn.qkv.weight.T * block.attn_norm.weight[:, None]))  # (d_model, (H + 2K) * hd)
-            out.append(_array(attn.out.weight.T))  # (d_model, d_model)
-            gate_up.append(_array(mlp.gate_up.weight.T * block.mlp_norm.weight[:, None]))  # (d_model, 2 * hidden)
-            down.append(_array(mlp.down.weight.T))  # (hidden, d_model)
-        self.qkv, self.out, self.gate_up, self.down = (np.stack(w) for w in (qkv, out, gate_up, down))
-        self.qk_gain = np.stack(qk_gain)  # (L, H + K, hd)
-        self.qk_gain_rotated = np.ascontiguousarray(self.qk_gain[:, :, self.rotated])
-        self.lm_head = _array(model.lm_head.weight.T * model.norm.weight[:, None])  # (d_model, vocab)
+        self.weights = fold_weights(model)
+        self.cos = _f32(model.rope_cos)  # (max_seq_len, head_dim)
+        self.sin = _f32(model.rope_sin) * self.weights.sign
         # the cache buffers' own memory: what PyTorch's prefill wrote, this step reads
         self.k_caches = tuple(cache.k.numpy() for cache in caches)  # (B, K, S, hd) each
         self.v_caches = tuple(cache.v.numpy() for cache in caches)
@@ -237,16 +278,11 @@ class CompiledDecodeStep:
 
     def __call__(self, tokens, pos: int) -> np.ndarray:
         """Logits (B, vocab) of the tokens after `tokens` (one per stream), which sit at `pos`."""
-        tokens = np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1)
-        if tokens.shape[0] != self.batch_size:
-            raise OmniByteError(f"the KV cache holds {self.batch_size} streams, got {tokens.shape[0]} tokens")
-        if not 0 <= pos < self.max_positions:
-            raise OmniByteError(f"position {pos} is outside the KV cache of {self.max_positions}")
-        if tokens.min() < 0 or tokens.max() >= self.embedding.shape[0]:
-            raise OmniByteError(f"token ids must be in 0-{self.embedding.shape[0] - 1}")
-        return _decode_step(tokens, pos, self.embedding, self.cos, self.sin, self.rotated, self.qkv, self.qk_gain,
-                            self.qk_gain_rotated, self.out, self.gate_up, self.down, self.lm_head, self.k_caches,
-                            self.v_caches, self.n_heads, self.eps)
+        w = self.weights
+        tokens = checked_tokens(tokens, pos, self.batch_size, self.max_positions, w.embedding.shape[0])
+        return _decode_step(tokens, pos, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain,
+                            w.qk_gain_rotated, w.out, w.gate_up, w.down, w.lm_head, self.k_caches,
+                            self.v_caches, w.n_heads, w.eps)
 
 
 def warm_up(model: BytePredictor) -> None:

@@ -42,6 +42,7 @@ import numba
 import numpy as np
 import torch
 
+from .compiled_decode import checked_tokens, fold_weights
 from .errors import OmniByteError
 from .model import BytePredictor
 
@@ -322,10 +323,6 @@ def rope_tables(head_dim: int, max_seq_len: int, base: float) -> tuple[np.ndarra
             np.concatenate([sin, sin], axis=1).astype(np.float32))
 
 
-def _f32(t: torch.Tensor) -> np.ndarray:
-    return np.ascontiguousarray(t.detach().to(device="cpu", dtype=torch.float32).numpy())
-
-
 class DeterministicStep:
     """Feed one token per stream at a position, get the next token's logits, bit-identical on
     every machine. Holds its own KV cache (keys stored transposed), so every position, the
@@ -337,49 +334,20 @@ class DeterministicStep:
             raise OmniByteError("the deterministic step runs a plain BytePredictor: its output head was replaced")
         if not 1 <= max_positions <= config.max_seq_len:
             raise OmniByteError(f"the cache of {max_positions} positions must fit the context of {config.max_seq_len}")
-        hd, half = config.head_dim, config.head_dim // 2
-        self.n_heads, self.eps = config.n_heads, np.float32(config.norm_eps)
-        self.embedding = _f32(model.tok_embeddings.weight)  # (vocab, d_model)
-        # rotate_half(x) = concat(-x2, x1) = x[rotated] * sign
-        self.rotated = np.concatenate([np.arange(half, hd), np.arange(half)])
-        sign = np.concatenate([-np.ones(half), np.ones(half)]).astype(np.float32)
-        cos, sin = rope_tables(hd, max_positions, config.rope_base)
-        self.cos, self.sin = cos, np.ascontiguousarray(sin * sign)
-        # products in float32 (each correctly rounded), the attention scale once in float64
-        attention_scale = np.float32(1.0 / math.sqrt(hd))
-        qkv, qk_gain, out, gate_up, down = [], [], [], [], []
-        for block in model.blocks:
-            attn, mlp = block.attn, block.mlp
-            q_gain, k_gain = _f32(attn.q_norm.weight) * attention_scale, _f32(attn.k_norm.weight)
-            qk_gain.append(np.concatenate([np.tile(q_gain, (config.n_heads, 1)),
-                                           np.tile(k_gain, (config.n_kv_heads, 1))]))  # (H + K, hd)
-            # x_normed @ W.T * g == x_normed @ (W.T * g[:, None]): the norm's gain folded into W
-            qkv.append(_f32(attn.qkv.weight).T * _f32(block.attn_norm.weight)[:, None])  # (d_model, (H + 2K) hd)
-            out.append(_f32(attn.out.weight).T)  # (d_model, d_model)
-            gate_up.append(_f32(mlp.gate_up.weight).T * _f32(block.mlp_norm.weight)[:, None])  # (d_model, 2 hidden)
-            down.append(_f32(mlp.down.weight).T)  # (hidden, d_model)
-        self.qkv, self.out, self.gate_up, self.down = (np.ascontiguousarray(np.stack(w))
-                                                       for w in (qkv, out, gate_up, down))
-        self.qk_gain = np.ascontiguousarray(np.stack(qk_gain))  # (L, H + K, hd)
-        self.qk_gain_rotated = np.ascontiguousarray(self.qk_gain[:, :, self.rotated])
-        self.lm_head = np.ascontiguousarray(_f32(model.lm_head.weight).T * _f32(model.norm.weight)[:, None])
+        self.weights = fold_weights(model)
+        cos, sin = rope_tables(config.head_dim, max_positions, config.rope_base)
+        self.cos, self.sin = cos, np.ascontiguousarray(sin * self.weights.sign)
         shape = (batch_size, config.n_kv_heads)
-        self.k_caches = tuple(np.zeros(shape + (hd, max_positions), np.float32) for _ in model.blocks)
-        self.v_caches = tuple(np.zeros(shape + (max_positions, hd), np.float32) for _ in model.blocks)
+        self.k_caches = tuple(np.zeros(shape + (config.head_dim, max_positions), np.float32) for _ in model.blocks)
+        self.v_caches = tuple(np.zeros(shape + (max_positions, config.head_dim), np.float32) for _ in model.blocks)
         self.batch_size, self.max_positions = batch_size, max_positions
 
     def __call__(self, tokens, pos: int) -> np.ndarray:
         """Logits (B, vocab) of the tokens after `tokens` (one per stream), which sit at `pos`."""
-        tokens = np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1)
-        if tokens.shape[0] != self.batch_size:
-            raise OmniByteError(f"the KV cache holds {self.batch_size} streams, got {tokens.shape[0]} tokens")
-        if not 0 <= pos < self.max_positions:
-            raise OmniByteError(f"position {pos} is outside the KV cache of {self.max_positions}")
-        if tokens.min() < 0 or tokens.max() >= self.embedding.shape[0]:
-            raise OmniByteError(f"token ids must be in 0-{self.embedding.shape[0] - 1}")
-        return _step(tokens, pos, self.embedding, self.cos, self.sin, self.rotated, self.qkv, self.qk_gain,
-                     self.qk_gain_rotated, self.out, self.gate_up, self.down, self.lm_head, self.k_caches,
-                     self.v_caches, self.n_heads, self.eps)
+        w = self.weights
+        tokens = checked_tokens(tokens, pos, self.batch_size, self.max_positions, w.embedding.shape[0])
+        return _step(tokens, pos, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain, w.qk_gain_rotated,
+                     w.out, w.gate_up, w.down, w.lm_head, self.k_caches, self.v_caches, w.n_heads, w.eps)
 
 
 def warm_up(model: BytePredictor) -> None:

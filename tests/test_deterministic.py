@@ -82,20 +82,20 @@ def silu(g: np.ndarray) -> np.ndarray:
 def reference_logits(step: DeterministicStep, tokens: np.ndarray) -> np.ndarray:
     """Logits (B, T, vocab) of tokens (B, T), position by position as the step computes them."""
     batch, steps = tokens.shape
-    n_heads, n_qk, hd = step.n_heads, step.qk_gain.shape[1], step.qk_gain.shape[2]
+    n_heads, n_qk, hd = step.weights.n_heads, step.weights.qk_gain.shape[1], step.weights.qk_gain.shape[2]
     n_kv = n_qk - n_heads
     group = n_heads // n_kv
-    keys = np.zeros((step.qkv.shape[0], batch, n_kv, steps, hd), F)  # (L, B, K, S, hd)
+    keys = np.zeros((step.weights.qkv.shape[0], batch, n_kv, steps, hd), F)  # (L, B, K, S, hd)
     values = np.zeros_like(keys)
     out = []
     for pos in range(steps):
-        x = step.embedding[tokens[:, pos]]  # (B, d_model)
-        for layer in range(step.qkv.shape[0]):
-            qkv = matmul(rms_normed(x, step.eps), step.qkv[layer])
+        x = step.weights.embedding[tokens[:, pos]]  # (B, d_model)
+        for layer in range(step.weights.qkv.shape[0]):
+            qkv = matmul(rms_normed(x, step.weights.eps), step.weights.qkv[layer])
             heads = qkv[:, :n_qk * hd].reshape(batch, n_qk, hd)
-            scale = F(1.0) / np.sqrt(lane_sum(heads * heads) / F(hd) + step.eps)  # (B, n_qk)
-            qk = scale[..., None] * (heads * step.qk_gain[layer] * step.cos[pos]
-                                     + heads[..., step.rotated] * step.qk_gain_rotated[layer] * step.sin[pos])
+            scale = F(1.0) / np.sqrt(lane_sum(heads * heads) / F(hd) + step.weights.eps)  # (B, n_qk)
+            qk = scale[..., None] * (heads * step.weights.qk_gain[layer] * step.cos[pos]
+                                     + heads[..., step.weights.rotated] * step.weights.qk_gain_rotated[layer] * step.sin[pos])
             keys[layer, :, :, pos] = qk[:, n_heads:]
             values[layer, :, :, pos] = qkv[:, n_qk * hd:].reshape(batch, n_kv, hd)
             q = qk[:, :n_heads].reshape(batch, n_kv, group, hd)
@@ -106,11 +106,11 @@ def reference_logits(step: DeterministicStep, tokens: np.ndarray) -> np.ndarray:
             mixed = np.zeros((batch, n_kv, group, hd), F)
             for t in range(pos + 1):
                 mixed = mixed + weights[..., t:t + 1] * values[layer, :, :, None, t]
-            x = x + matmul(mixed.reshape(batch, n_heads * hd), step.out[layer])
-            gate_up = matmul(rms_normed(x, step.eps), step.gate_up[layer])
+            x = x + matmul(mixed.reshape(batch, n_heads * hd), step.weights.out[layer])
+            gate_up = matmul(rms_normed(x, step.weights.eps), step.weights.gate_up[layer])
             hidden = gate_up.shape[1] // 2
-            x = x + matmul(silu(gate_up[:, :hidden]) * gate_up[:, hidden:], step.down[layer])
-        out.append(matmul(rms_normed(x, step.eps), step.lm_head))
+            x = x + matmul(silu(gate_up[:, :hidden]) * gate_up[:, hidden:], step.weights.down[layer])
+        out.append(matmul(rms_normed(x, step.weights.eps), step.weights.lm_head))
     return np.stack(out, axis=1)
 
 
