@@ -165,7 +165,7 @@ def draw_shape(shape: str, colour: str, background: str, rng: np.random.Generato
     Every shape pixel is exactly the caption's colour. The picture is stored bottom row first and
     every later shape pixel copies a neighbour, so the first shape pixel is the only place the
     caption's colour word is learned; an anti-aliased edge made that pixel a blend of shape and
-    background, and the model never learned to read the word (README, "caption sensitivity").
+    background, and the model never learned to read the word (docs/training-history.md).
     """
     im = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), COLOURS[background])
     draw = ImageDraw.Draw(im)

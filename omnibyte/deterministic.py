@@ -29,7 +29,8 @@ the CPU's vector registers hold, so another CPU computes other last bits; libm's
 
 The arithmetic is the float32 model's to rounding (norm gains folded into the matrices, the
 attention scale into the query norm's gain), so it codes as well as the float model; quantised
-integer weights would give the same guarantee but lose some of the model's precision, and bits. tests/test_deterministic.py
+integer weights would give the same guarantee but lose some of the model's precision, and bits.
+tests/test_deterministic.py
 checks the frequencies bit for bit against a NumPy transcription of the same arithmetic, and
 against this module compiled for Numba's generic x86-64 target (no AVX, no FMA).
 """

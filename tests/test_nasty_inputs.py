@@ -100,5 +100,5 @@ def test_a_50_mb_text_prompt_runs_quickly_in_bounded_memory(tmp_path):
     assert proc.returncode == 0, proc.stderr
     peak_mib = int(proc.stderr.split("peak-kib")[-1]) / 1024
     assert f"only the last {MAX_PROMPT_TOKENS:,} are the prompt" in proc.stderr
-    # the bound the README states: under 30 CPU seconds and under 600 MiB for a 50 MB prompt file
+    # the bound docs/measured.md (Security) states: under 30 CPU seconds and under 600 MiB for a 50 MB prompt file
     assert cpu_seconds < 30 and peak_mib < 600, (cpu_seconds, peak_mib)
