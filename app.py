@@ -20,13 +20,13 @@ from pathlib import Path
 import gradio as gr
 
 from omnibyte.codecs import MAX_UPLOAD_BYTES
-from omnibyte.compress import classical_sizes, compress_bytes, decompress_bytes, read_header
-from omnibyte.demo import DemoModel, analyse_stream, current_part, stream_continuation
 from omnibyte.errors import OmniByteError, read_file
-from omnibyte.generate import SamplingParams
-from omnibyte.modality import Modality
-from omnibyte.prompt import Prompt, build_prompt
-from omnibyte.views import byte_map_html, live_view, live_view_html, segments_html, surprisal_svg
+from omnibyte.generation.generate import SamplingParams
+from omnibyte.generation.prompt import Prompt, build_prompt
+from omnibyte.tools.classical import general_sizes
+from omnibyte.tools.compress import compress_bytes, decompress_bytes, read_header
+from omnibyte.web.service import DemoModel, analyse_stream, current_part, stream_continuation
+from omnibyte.web.views import byte_map_html, live_view, live_view_html, segments_html, surprisal_svg
 
 log = logging.getLogger("omnibyte.app")
 
@@ -244,7 +244,7 @@ def run_compress(upload, progress=gr.Progress()):
     except Exception as exc:  # a bug: say so, keep serving
         log.exception("compression failed")
         raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
-    rows = [("OmniByte", len(blob))] + list(classical_sizes(data).items())
+    rows = [("OmniByte", len(blob))] + list(general_sizes(data).items())
     table = "\n".join(f"| {tool} | {size:,} | {8 * size / max(len(data), 1):.3f} |" for tool, size in rows)
     report = (f"**{name}**: {len(data):,} bytes, coded in {seconds:.1f} s ({len(data) / seconds:,.0f} bytes/s).\n\n"
               f"| compressor | bytes | bits per byte |\n|---|---|---|\n{table}\n\n"

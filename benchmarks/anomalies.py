@@ -12,7 +12,7 @@ injection counts as found when a region overlaps it so. Every region on an untou
 false positive. Precision is over all regions of the clean and run cases; recall per kind.
 Target (issue 6): recall >= 0.9 at precision >= 0.8 for runs of 32 bytes or more.
 
-The settings of `omnibyte.anomaly` were chosen on another sample (`--seed 1`): the scored cases
+The settings of `omnibyte.tools.anomaly` were chosen on another sample (`--seed 1`): the scored cases
 were kept with `--cache` and `--tune` tried the grid `TUNING_GRID` on them, then `STANDOUT_GRID`
 on top of the best of those, then `GUARD_GRID`, then `EXCESS_GRID`, each on top of the best of the
 stage before (best: highest recall at a precision of at least 0.8 + TUNING_MARGIN, ties to the
@@ -45,9 +45,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.anomaly import AnomalySettings, find_regions, native_header_size  # noqa: E402
-from omnibyte.compress import guess_modality, prefix_tokens  # noqa: E402
 from omnibyte.modality import Modality  # noqa: E402
+from omnibyte.tools.anomaly import AnomalySettings, find_regions, native_header_size  # noqa: E402
+from omnibyte.tools.compress import guess_modality, prefix_tokens  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = {"text": "*.txt", "image": "*.bmp", "audio": "*.wav", "video": "*.y4m"}
@@ -128,7 +128,7 @@ def injections(modality: str, data: bytes, foreign: dict[str, list[bytes]],
 
 
 def build_cases(model, files: dict[str, list[Path]], seed: int) -> list[Case]:
-    from omnibyte.score import score_bytes
+    from omnibyte.tools.score import score_bytes
 
     rng = np.random.default_rng(seed + 1000)
     contents = {m: [p.read_bytes() for p in paths] for m, paths in files.items()}
@@ -153,7 +153,7 @@ REAL_SLICE = 64
 def real_cases(model, real_dir: Path, seed: int) -> list[Case]:
     """Each real-world yardstick file as it is, and with a 64-byte foreign slice written over it at
     a random place after its header."""
-    from omnibyte.score import score_bytes
+    from omnibyte.tools.score import score_bytes
 
     rng = np.random.default_rng(seed + 2000)
     cases = []
@@ -349,7 +349,7 @@ def main() -> None:
 
     import torch
 
-    from omnibyte.checkpoints import load_model
+    from omnibyte.model.checkpoints import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -369,7 +369,7 @@ def main() -> None:
             args.md.write_text(text)
         return
     files = corpus_files(args.corpus, args.files, args.seed)
-    from omnibyte.compress import model_fingerprint
+    from omnibyte.tools.compress import model_fingerprint
 
     key = {"seed": args.seed, "files": [str(p) for m in files.values() for p in m], "model": model_fingerprint(model).hex()}
     started = time.perf_counter()

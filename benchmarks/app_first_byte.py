@@ -35,8 +35,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    import app
     from gradio_client import Client, handle_file
+
+    import app
 
     _, url, _ = app.launch(prevent_thread_lock=True, quiet=True)
     client = Client(url, verbose=False)

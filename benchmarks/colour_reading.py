@@ -6,7 +6,7 @@ For each held-out shape picture this scores the picture after its own caption, a
 caption with the background colour changed and after one with the shape colour changed, and
 reports the mean bits of the three bytes of each of those two pixels. A model that reads a word
 pays far more for its pixel under the wrong caption; one that does not pays the same.
-`caption_sensitivity` in `omnibyte.evaluate` gives the same comparison over whole pictures.
+`caption_sensitivity` in `omnibyte.training.evaluate` gives the same comparison over whole pictures.
 
     python benchmarks/colour_reading.py --corpus runs/corpus-shapes --files 16 --threads 2
     python benchmarks/colour_reading.py --corpus runs/corpus-low --files 16 --threads 2 --model runs/probe-low
@@ -23,9 +23,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.corpus import SHAPES, shape_caption  # noqa: E402
-from omnibyte.evaluate import captioned_shapes, changed_colour  # noqa: E402
 from omnibyte.modality import Modality  # noqa: E402
+from omnibyte.training.corpus import SHAPES, shape_caption  # noqa: E402
+from omnibyte.training.evaluate import captioned_shapes, changed_colour  # noqa: E402
 
 HEADER = 54  # bytes of BMP header before the first pixel
 
@@ -41,8 +41,8 @@ def main() -> int:
 
     import torch
 
-    from omnibyte.checkpoints import load_model
-    from omnibyte.score import score_bytes
+    from omnibyte.model.checkpoints import load_model
+    from omnibyte.tools.score import score_bytes
     from omnibyte.vocab import document_tokens
 
     if args.threads:

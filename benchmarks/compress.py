@@ -1,7 +1,7 @@
 """Compression with the model beside classical compressors, on the held-out split.
 
 For a seeded sample of held-out files per modality (`runs/corpus/val/<modality>/`), each file is
-compressed with `omnibyte.compress` (the shipped checkpoint), decompressed and compared byte for
+compressed with `omnibyte.tools.compress` (the shipped checkpoint), decompressed and compared byte for
 byte, and the same file is compressed with gzip -9, xz -9, zstd -19, PNG (images, Pillow with
 optimize) and FLAC (audio, soundfile). Reported per modality, as bits per original byte (lower
 is better): every coder's ratio; the model's own estimate (the sum of its surprisal under the
@@ -25,7 +25,6 @@ build it first: `python -m omnibyte corpus --out runs/corpus --seed 0`.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import platform
 import sys
@@ -40,48 +39,21 @@ ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = {"text": "*.txt", "image": "*.bmp", "audio": "*.wav", "video": "*.y4m"}
 
 
-def png_size(data: bytes) -> int:
-    from PIL import Image
-
-    from omnibyte.codecs import decode_image
-
-    buffer = io.BytesIO()
-    Image.fromarray(decode_image(data).pixels).save(buffer, format="PNG", optimize=True)
-    return len(buffer.getvalue())
-
-
-def flac_size(data: bytes) -> int:
-    import soundfile as sf
-
-    from omnibyte.codecs import SAMPLE_RATE, decode_audio
-
-    # FLAC has no unsigned 8-bit: centre on 0 and store signed 8-bit
-    signed = (decode_audio(data).samples.astype(np.int16) - 128) * 256
-    buffer = io.BytesIO()
-    sf.write(buffer, signed, SAMPLE_RATE, format="FLAC", subtype="PCM_S8")
-    return len(buffer.getvalue())
-
-
 def classical_sizes(modality: str, data: bytes) -> dict[str, int]:
     """gzip -9, xz -9 and zstd -19 (as the app reports them), and PNG or FLAC for their modality."""
     import zstandard  # noqa: F401  (required here: without it the package leaves zstd out)
 
-    from omnibyte import compress
+    from omnibyte.tools.classical import classical_sizes as sizes
 
-    sizes = compress.classical_sizes(data)
-    if modality == "image":
-        sizes["png"] = png_size(data)
-    if modality == "audio":
-        sizes["flac"] = flac_size(data)
-    return sizes
+    return sizes(data, modality if modality in ("image", "audio") else None)
 
 
 CURRENT, PREVIOUS = 5, 4  # container versions: the deterministic step, the fast-math compiled step
 
 
 def measure(model, path: Path, modality: str) -> dict:
-    from omnibyte.compress import compress_bytes, decompress_bytes, prefix_tokens, read_header
-    from omnibyte.score import score_bytes
+    from omnibyte.tools.compress import compress_bytes, decompress_bytes, prefix_tokens, read_header
+    from omnibyte.tools.score import score_bytes
 
     data = path.read_bytes()
     row = {"path": str(path.relative_to(ROOT) if path.is_relative_to(ROOT) else path), "bytes": len(data)}
@@ -112,8 +84,8 @@ def measure(model, path: Path, modality: str) -> dict:
 GENERIC_SCRIPT = """
 import json, sys, torch
 from pathlib import Path
-from omnibyte.checkpoints import load_model
-from omnibyte.compress import compress_bytes, decompress_bytes
+from omnibyte.model.checkpoints import load_model
+from omnibyte.tools.compress import compress_bytes, decompress_bytes
 model = load_model(None if sys.argv[1] == "-" else sys.argv[1])
 results = []
 for original, packed in json.loads(sys.stdin.read()):
@@ -236,7 +208,7 @@ def main() -> None:
                  f"`python -m omnibyte corpus --out {args.corpus} --seed 0`")
     import torch
 
-    from omnibyte.checkpoints import load_model
+    from omnibyte.model.checkpoints import load_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -252,7 +224,7 @@ def main() -> None:
         files = sorted((val / modality).glob(pattern))
         picked[modality] = [files[i] for i in sorted(rng.permutation(len(files))[:args.files])]
     # both steps compiled (or loaded from Numba's cache) before the clock starts
-    from omnibyte.compress import compress_bytes
+    from omnibyte.tools.compress import compress_bytes
 
     for version in (CURRENT, PREVIOUS):
         compress_bytes(model, b"warm up", version=version)

@@ -2,7 +2,7 @@
 
 Compares, in one run and on the same weights shape:
   - OmniByte with its KV cache, one stream, as `generate` runs it on a CPU: the compiled decode
-    step (omnibyte/compiled_decode.py, Numba) after a PyTorch prefill;
+    step (omnibyte/model/compiled_decode.py, Numba) after a PyTorch prefill;
   - the same with every step in eager PyTorch;
   - the PyTorch path with torch.compile applied from outside (`--compile`; slower here);
   - OmniByte without a cache (every step re-runs the whole prefix), the naive baseline;
@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.checkpoints import load_model  # noqa: E402
-from omnibyte.compiled_decode import CompiledDecodeStep  # noqa: E402
-from omnibyte.generate import SamplingParams, generate, prefill  # noqa: E402
+from omnibyte.generation.generate import SamplingParams, generate, prefill  # noqa: E402
+from omnibyte.model.checkpoints import load_model  # noqa: E402
+from omnibyte.model.compiled_decode import CompiledDecodeStep  # noqa: E402
 from omnibyte.vocab import document_tokens  # noqa: E402
 
 PROMPT = document_tokens([(None, b"The quick brown fox jumps over the lazy dog. " * 2)])

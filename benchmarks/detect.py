@@ -37,8 +37,8 @@ import math
 import os
 import platform
 import shutil
-import struct
 import sqlite3
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -56,8 +56,9 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from omnibyte.detector import ModalityDetector  # noqa: E402
 from real_files import sample_files  # noqa: E402
+
+from omnibyte.detector import ModalityDetector  # noqa: E402
 
 TOLERANCE = 16  # bytes either side of a true boundary that still count as finding it
 WINDOW = 1024  # what the windowed baselines label at a time
@@ -777,7 +778,7 @@ def markdown(r: dict) -> str:
                      + f" | {sp['ms_per_small_file']:.2f} | {sp['mb_per_s_10mb_stream']:.1f} |")
     sizes = {n: r["files"]["OmniByte"][n]["files"] for n in FILE_SETS}
     lines += ["", "Files: " + ", ".join(f"{v} {k}" for k, v in sizes.items())
-              + f". OmniByte's format accuracy (largest segment): "
+              + ". OmniByte's format accuracy (largest segment): "
               + ", ".join(f"{n} {r['files']['OmniByte'][n]['format_accuracy']:.1%}" for n in FILE_SETS)
               + f"; single files reported as exactly one segment: {r['files']['OmniByte']['single']['one_segment']:.1%}.",
               "", "Mixed streams: boundary precision / recall / F1, and the share of bytes given the right modality:", "",

@@ -29,8 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import test_fuzz as tf  # noqa: E402
+
 from omnibyte.detector import ModalityDetector  # noqa: E402
-from omnibyte.modality import Modality  # noqa: E402
 
 FAILURES_DIR = Path("/tmp/omnibyte-fuzz")
 # cases per target for --scale 1: 103,000 in all

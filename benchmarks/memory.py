@@ -25,8 +25,8 @@ def measure(n_kv_heads: int, tokens: int, dtype_name: str, chunk: int) -> dict:
     import torch
 
     sys.path.insert(0, str(ROOT))
-    from omnibyte.config import ModelConfig
-    from omnibyte.model import BytePredictor
+    from omnibyte.model.config import ModelConfig
+    from omnibyte.model.transformer import BytePredictor
 
     torch.set_num_threads(2)
     dtype = getattr(torch, dtype_name)

@@ -27,28 +27,28 @@ __all__ = [
 
 # name -> the module that defines it (relative to this package)
 _HOMES = {
-    "BytePredictor": ".model",
-    "ModelConfig": ".config",
-    "load_model": ".checkpoints",
-    "SamplingParams": ".generate",
-    "stream_generate": ".generate",
+    "BytePredictor": ".model.transformer",
+    "ModelConfig": ".model.config",
+    "load_model": ".model.checkpoints",
+    "SamplingParams": ".generation.generate",
+    "stream_generate": ".generation.generate",
     "ModalityDetector": ".detector",
     "Segment": ".detector",
-    "compress_bytes": ".compress",
-    "decompress_bytes": ".compress",
-    "find_anomalies": ".anomaly",
+    "compress_bytes": ".tools.compress",
+    "decompress_bytes": ".tools.compress",
+    "find_anomalies": ".tools.anomaly",
     "OmniByteError": ".errors",
 }
 
 if TYPE_CHECKING:
-    from .anomaly import find_anomalies
-    from .checkpoints import load_model
-    from .compress import compress_bytes, decompress_bytes
-    from .config import ModelConfig
-    from .detector import ModalityDetector, Segment
-    from .errors import OmniByteError
-    from .generate import SamplingParams, stream_generate
-    from .model import BytePredictor
+    from omnibyte.detector import ModalityDetector, Segment
+    from omnibyte.errors import OmniByteError
+    from omnibyte.generation.generate import SamplingParams, stream_generate
+    from omnibyte.model.checkpoints import load_model
+    from omnibyte.model.config import ModelConfig
+    from omnibyte.model.transformer import BytePredictor
+    from omnibyte.tools.anomaly import find_anomalies
+    from omnibyte.tools.compress import compress_bytes, decompress_bytes
 
 
 def __getattr__(name: str) -> Any:

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import OmniByteError, read_file
-from .modality import Modality
+from omnibyte.errors import OmniByteError, read_file
+from omnibyte.modality import Modality
 
 __all__ = ["main", "build_parser"]
 
@@ -211,7 +211,7 @@ def _load(args: argparse.Namespace):
         import torch
 
         torch.set_num_threads(args.threads)
-    from .checkpoints import load_model
+    from omnibyte.model.checkpoints import load_model
 
     if args.preset:
         print(f"{PROG}: warning: preset {args.preset!r} has untrained random weights", file=sys.stderr)
@@ -219,8 +219,8 @@ def _load(args: argparse.Namespace):
 
 
 def _prompt_parts(args: argparse.Namespace) -> list[tuple[Modality | None, bytes]]:
-    from .codecs import MAX_UPLOAD_BYTES
-    from .prompt import MAX_PROMPT_TOKENS
+    from omnibyte.codecs import MAX_UPLOAD_BYTES
+    from omnibyte.generation.prompt import MAX_PROMPT_TOKENS
 
     parts: list[tuple[Modality | None, bytes]] = []
     if args.text is not None:
@@ -229,7 +229,7 @@ def _prompt_parts(args: argparse.Namespace) -> list[tuple[Modality | None, bytes
     if args.prompt_file is not None:
         data = read_file(args.prompt_file, limit=MAX_UPLOAD_BYTES)
         if args.convert:
-            from .codecs import to_native
+            from omnibyte.codecs import to_native
 
             native = to_native(data, modality, filename=args.prompt_file.name)
             for note in native.notes:
@@ -256,8 +256,8 @@ def _output_paths(output: Path, samples: int) -> list[Path]:
 def cmd_generate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .generate import SamplingParams, stream_generate
-    from .vocab import document_tokens
+    from omnibyte.generation.generate import SamplingParams, stream_generate
+    from omnibyte.vocab import document_tokens
 
     params = SamplingParams(max_new_bytes=args.max_bytes, temperature=args.temperature, top_k=args.top_k,
                             top_p=args.top_p, seed=args.seed, stop_at_doc_end=not args.no_stop,
@@ -276,7 +276,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
         model = torch.compile(model, dynamic=True)
     else:
-        from .compiled_decode import warm_up
+        from omnibyte.model.compiled_decode import warm_up
 
         warm_up(model)  # load (or compile) the decoding step before the clock starts
     outputs = [bytearray() for _ in paths]
@@ -305,7 +305,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .score import score_bytes
+    from omnibyte.tools.score import score_bytes
 
     contents = [(path, read_file(path)) for path in args.files]  # fail on a bad path before loading
     model = _load(args)
@@ -349,7 +349,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
-    from .detector import detect_files_json, format_detections
+    from omnibyte.detector import detect_files_json, format_detections
 
     results = detect_files_json(args.files)  # reads every file first: a bad path fails before any work
     print(json.dumps(results, indent=2) if args.json else format_detections(results))
@@ -373,7 +373,7 @@ def _check_output(path: Path) -> None:
 
 
 def cmd_compress(args: argparse.Namespace) -> int:
-    from .compress import compress_bytes
+    from omnibyte.tools.compress import compress_bytes
 
     data = read_file(args.input)
     _check_output(args.output)
@@ -389,7 +389,7 @@ def cmd_compress(args: argparse.Namespace) -> int:
 
 
 def cmd_decompress(args: argparse.Namespace) -> int:
-    from .compress import decompress_bytes, read_header
+    from omnibyte.tools.compress import decompress_bytes, read_header
 
     blob = read_file(args.input)
     header = read_header(blob)  # a damaged file fails before the model is loaded
@@ -405,7 +405,7 @@ def cmd_decompress(args: argparse.Namespace) -> int:
 
 
 def cmd_anomalies(args: argparse.Namespace) -> int:
-    from .anomaly import find_anomalies
+    from omnibyte.tools.anomaly import find_anomalies
 
     data = read_file(args.file)
     model = _load(args)
@@ -423,7 +423,7 @@ def cmd_anomalies(args: argparse.Namespace) -> int:
 
 
 def cmd_corpus(args: argparse.Namespace) -> int:
-    from .corpus import build_corpus
+    from omnibyte.training.corpus import build_corpus
 
     sources = set(args.sources.split(",")) if args.sources else None
     manifest = build_corpus(args.out, seed=args.seed, scale=args.scale, text_share=args.text_share, sources=sources)
@@ -434,8 +434,15 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import REAL_DIR, evaluate, format_real_report, format_report, real_world_report, save_report
-    from .generate import SamplingParams
+    from omnibyte.generation.generate import SamplingParams
+    from omnibyte.training.evaluate import (
+        REAL_DIR,
+        evaluate,
+        format_real_report,
+        format_report,
+        real_world_report,
+        save_report,
+    )
 
     if args.real is not None:
         model = _load(args)
@@ -461,7 +468,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
-    from .train import TrainConfig, train
+    from omnibyte.training.train import TrainConfig, train
 
     if args.threads:
         torch.set_num_threads(args.threads)

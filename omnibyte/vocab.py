@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .modality import Modality
+from omnibyte.modality import Modality
 
 __all__ = [
     "BYTE_VALUES",

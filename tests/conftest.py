@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from omnibyte.config import ModelConfig
-from omnibyte.model import BytePredictor
+from omnibyte.model.config import ModelConfig
+from omnibyte.model.transformer import BytePredictor
 
 
 def tiny_model(seed: int = 0, **overrides) -> BytePredictor:
@@ -19,8 +19,8 @@ def model() -> BytePredictor:
 def compiled_decoding_ready():
     """Compile the decoding steps for the tiny and demo shapes once, before any test: on a fresh
     clone Numba's disk cache is empty, and a test with a time limit should not pay for it."""
-    from omnibyte import deterministic
-    from omnibyte.compiled_decode import warm_up
+    from omnibyte.model import deterministic
+    from omnibyte.model.compiled_decode import warm_up
 
     deterministic.warm_up(tiny_model())
     warm_up(tiny_model())

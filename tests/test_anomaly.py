@@ -3,13 +3,12 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 
-from omnibyte.anomaly import AnomalySettings, analyse_bytes, find_anomalies, find_regions
 from omnibyte.cli import main
 from omnibyte.errors import OmniByteError
 from omnibyte.modality import Modality
-
-from conftest import tiny_model
+from omnibyte.tools.anomaly import AnomalySettings, analyse_bytes, find_anomalies, find_regions
 
 PATTERN = bytes(range(8)) * 2
 
@@ -119,8 +118,8 @@ def test_surprises_spread_through_a_file_are_its_normal_but_one_standing_out_is_
 
 
 def test_native_header_sizes():
-    from omnibyte.anomaly import native_header_size
     from omnibyte.codecs import audio_to_wav, frames_to_y4m, pixels_to_bmp
+    from omnibyte.tools.anomaly import native_header_size
 
     bmp = pixels_to_bmp(np.zeros((32, 32, 3), dtype=np.uint8))
     wav = audio_to_wav(np.full(4000, 128, dtype=np.uint8))

@@ -4,11 +4,10 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from omnibyte import checkpoints
-from omnibyte.cli import main
-
 from conftest import tiny_model
+
+from omnibyte.cli import main
+from omnibyte.model import checkpoints
 
 ROOT = Path(__file__).resolve().parent.parent
 

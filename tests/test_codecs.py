@@ -13,10 +13,30 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from omnibyte.codecs import (BMP_BYTES, MAX_UPLOAD_BYTES, WAV_BYTES, Y4M_BYTES, DecodedAudio, DecodedImage,
-                             DecodedText, DecodedVideo, NativeBytes, audio_to_wav, decode_audio, decode_image,
-                             decode_native, decode_text, decode_video, encode_audio, encode_image, encode_text,
-                             encode_video, image_to_png, to_native, video_to_gif)
+from omnibyte.codecs import (
+    BMP_BYTES,
+    MAX_UPLOAD_BYTES,
+    WAV_BYTES,
+    Y4M_BYTES,
+    DecodedAudio,
+    DecodedImage,
+    DecodedText,
+    DecodedVideo,
+    NativeBytes,
+    audio_to_wav,
+    decode_audio,
+    decode_image,
+    decode_native,
+    decode_text,
+    decode_video,
+    encode_audio,
+    encode_image,
+    encode_text,
+    encode_video,
+    image_to_png,
+    to_native,
+    video_to_gif,
+)
 from omnibyte.codecs import audio as audio_codec
 from omnibyte.errors import OmniByteError
 from omnibyte.modality import Modality

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
-from omnibyte.compiled_decode import CompiledDecodeStep, compiled_decode_supported, warm_up
+
 from omnibyte.errors import OmniByteError
-from omnibyte.generate import SamplingParams, decode_one, generate, prefill
+from omnibyte.generation.generate import SamplingParams, decode_one, generate, prefill
+from omnibyte.model.compiled_decode import CompiledDecodeStep, compiled_decode_supported, warm_up
 
 TOKENS = torch.tensor([[256, 258] + list(b"compiled and torch agree, byte by byte")])
 

@@ -7,19 +7,25 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from omnibyte.cli import main
 from omnibyte.codecs import audio_to_wav, frames_to_y4m, pixels_to_bmp
-from omnibyte.compress import (MAX_ROWS, compress_bytes, decompress_bytes, guess_modality, model_fingerprint,
-                               prefix_tokens, read_header)
 from omnibyte.errors import OmniByteError
 from omnibyte.modality import Modality
-from omnibyte.model import BytePredictor
-from omnibyte.score import score_bytes
-
-from conftest import tiny_model
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.tools.compress import (
+    MAX_ROWS,
+    compress_bytes,
+    decompress_bytes,
+    guess_modality,
+    model_fingerprint,
+    prefix_tokens,
+    read_header,
+)
+from omnibyte.tools.score import score_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = torch.get_num_threads()
@@ -86,7 +92,7 @@ def test_files_are_the_same_bytes_for_a_cpu_without_avx_or_fma(tmp_path):
     script = f"""
 import torch
 from pathlib import Path
-from omnibyte.compress import compress_bytes, decompress_bytes
+from omnibyte.tools.compress import compress_bytes, decompress_bytes
 from omnibyte.model import BytePredictor
 folder = Path({str(FIXTURES)!r})
 model = BytePredictor.from_pretrained(folder)
@@ -107,7 +113,7 @@ def test_streams_end_at_the_shortest_point_that_still_decodes():
     # many messages, from near-certain to surprising, coded with random frequency tables
     import constriction
 
-    import omnibyte.compress as compress
+    import omnibyte.tools.compress as compress
 
     rng = np.random.default_rng(5)
     family = constriction.stream.model.Categorical(perfect=False)

@@ -4,9 +4,9 @@ import sys
 import pytest
 import torch
 
-from omnibyte.config import PRESETS, ModelConfig
 from omnibyte.errors import OmniByteError
-from omnibyte.model import BytePredictor
+from omnibyte.model.config import PRESETS, ModelConfig
+from omnibyte.model.transformer import BytePredictor
 from omnibyte.vocab import VOCAB_SIZE
 
 
@@ -57,5 +57,5 @@ def test_unknown_config_fields_are_refused():
 
 
 def test_config_module_imports_no_torch():
-    code = "import sys, omnibyte.config; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys, omnibyte.model.config; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

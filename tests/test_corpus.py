@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from omnibyte.codecs import decode_audio, decode_image, decode_video
-from omnibyte.corpus import COLOURS, Document, build_corpus, draw_shape, moving_shape, tone
 from omnibyte.errors import OmniByteError
-from omnibyte.evaluate import nearest_colour_share, dominant_hz
 from omnibyte.modality import Modality
-from omnibyte.train import load_tokens
+from omnibyte.training.corpus import COLOURS, Document, build_corpus, draw_shape, moving_shape, tone
+from omnibyte.training.evaluate import dominant_hz, nearest_colour_share
+from omnibyte.training.train import load_tokens
 from omnibyte.vocab import ControlToken
 
 PROCEDURAL = {"shapes", "tones", "moving-shapes", "mixed"}
@@ -83,7 +83,7 @@ def test_a_shape_on_the_bottom_edge_starts_in_the_first_stored_row(shape):
 
 
 def test_the_bottom_edge_shapes_are_built_only_when_asked_for():
-    from omnibyte.corpus import SOURCES, all_documents, selected_sources
+    from omnibyte.training.corpus import SOURCES, all_documents, selected_sources
     assert selected_sources(None) == list(SOURCES) and "shapes-low" not in SOURCES
     assert selected_sources({"shapes", "shapes-low"}) == ["shapes", "shapes-low"]
     low = list(all_documents(0, scale=0.002, sources={"shapes-low"}))

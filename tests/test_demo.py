@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from omnibyte.codecs import BMP_BYTES
-from omnibyte.demo import DemoModel, analyse_stream, current_part, score_tokens, stream_continuation
 from omnibyte.errors import OmniByteError
-from omnibyte.generate import SamplingParams
+from omnibyte.generation.generate import SamplingParams
+from omnibyte.generation.prompt import build_prompt
 from omnibyte.modality import Modality
-from omnibyte.prompt import build_prompt
 from omnibyte.vocab import Boundary, ControlToken
+from omnibyte.web.service import DemoModel, analyse_stream, current_part, score_tokens, stream_continuation
 from tests.conftest import tiny_model
 
 
@@ -63,7 +63,7 @@ def test_bad_stream_arguments_are_refused(demo_model):
 
 def test_current_part_follows_the_last_tag():
     prompt = build_prompt(text="caption", ask_for=Modality.IMAGE)
-    from omnibyte.demo import StreamUpdate
+    from omnibyte.web.service import StreamUpdate
     update = StreamUpdate(b"BMxyz", (), 1.0, False)
     assert current_part(prompt, update) == (Modality.IMAGE, b"BMxyz")
     switched = StreamUpdate(b"BMxyzRIFF", (Boundary(5, ControlToken.AUDIO),), 1.0, False)
@@ -101,7 +101,7 @@ def test_prompt_and_continuation_are_each_judged_against_their_own_baseline(demo
     # a detailed picture (about 5 bits a byte) continued by flat colour (about half a bit): judged
     # apart, a damaged run in the continuation is found and scored against the continuation's own
     # baseline (against one baseline for both it scored 7.1 bits, not 11.5)
-    import omnibyte.demo as demo
+    import omnibyte.web.service as demo
 
     prompt = build_prompt(text="x" * 1500)
     generated = b"y" * 1500

@@ -5,13 +5,19 @@ import platform
 import numpy as np
 import pytest
 import torch
-
 from conftest import tiny_model
-from omnibyte.compress import FREQ_SCALE, prefix_tokens
-from omnibyte.deterministic import LANES, DeterministicStep, byte_frequencies, check_float_environment, rope_tables
+
 from omnibyte.errors import OmniByteError
 from omnibyte.modality import Modality
-from omnibyte.model import rope_tables as model_rope_tables
+from omnibyte.model.deterministic import (
+    LANES,
+    DeterministicStep,
+    byte_frequencies,
+    check_float_environment,
+    rope_tables,
+)
+from omnibyte.model.transformer import rope_tables as model_rope_tables
+from omnibyte.tools.compress import FREQ_SCALE, prefix_tokens
 
 F = np.float32
 FILES = {Modality.TEXT: "Grüße aus Zürich, byte for byte.".encode(), Modality.IMAGE: bytes(range(0, 250, 9)),

@@ -2,13 +2,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 
 from omnibyte.codecs import audio_to_wav, frames_to_y4m, pixels_to_bmp
-from omnibyte.corpus import build_corpus
-from omnibyte.evaluate import (bmp_is_valid, compression_table, format_report, text_is_valid, wav_is_valid,
-                               y4m_is_valid)
-
-from conftest import tiny_model
+from omnibyte.training.corpus import build_corpus
+from omnibyte.training.evaluate import (
+    bmp_is_valid,
+    compression_table,
+    format_report,
+    text_is_valid,
+    wav_is_valid,
+    y4m_is_valid,
+)
 
 BMP = pixels_to_bmp(np.zeros((32, 32, 3), np.uint8))
 WAV = audio_to_wav(np.full(4000, 128, np.uint8))
@@ -38,7 +43,7 @@ def test_text_cut_inside_a_character_counts_only_when_the_cut_was_ours():
 
 
 def test_scored_files_are_spread_over_the_whole_split_not_its_first_source():
-    from omnibyte.evaluate import _spread
+    from omnibyte.training.evaluate import _spread
     files = [Path(f"{i:05d}.txt") for i in range(751)]
     picked = _spread(files, 100)
     assert len(picked) == 100 == len(set(picked)) and picked[0] == files[0] and picked[-1] == files[-1]
@@ -59,7 +64,7 @@ def test_the_compression_table_compares_the_model_with_classical_coders(tmp_path
 
 
 def test_nucleus_truncated_samples_are_reported_as_such():
-    from omnibyte.evaluate import sample_validity
+    from omnibyte.training.evaluate import sample_validity
 
     validity = sample_validity(tiny_model(), count=1, seed=0, sampling={"top_p": 0.5})
     assert set(validity) == {"image", "audio", "text", "video"}
@@ -77,7 +82,7 @@ def test_nucleus_truncated_samples_are_reported_as_such():
 
 
 def test_caption_sensitivity_scores_each_picture_under_four_captions(tmp_path):
-    from omnibyte.evaluate import caption_sensitivity
+    from omnibyte.training.evaluate import caption_sensitivity
 
     build_corpus(tmp_path, seed=1, scale=0.05, sources={"shapes"}, bare_share=0.0)
     report = caption_sensitivity(tiny_model(), tmp_path / "val", max_files=2)
@@ -96,8 +101,8 @@ def test_caption_sensitivity_scores_each_picture_under_four_captions(tmp_path):
 def test_a_sample_is_judged_on_the_part_it_was_asked_for(monkeypatch):
     """A text sample that goes on into a picture is valid text followed by a picture, not broken
     text; one whose own text is broken is still counted as broken."""
-    import omnibyte.evaluate as evaluate
-    from omnibyte.generate import GenerationResult
+    import omnibyte.training.evaluate as evaluate
+    from omnibyte.generation.generate import GenerationResult
     from omnibyte.vocab import Boundary, ControlToken
 
     went_on = GenerationResult(data=b"a red circle" + BMP, boundaries=[Boundary(12, ControlToken.IMAGE)],

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from omnibyte.codecs import BMP_BYTES, Y4M_BYTES, audio_to_wav, decode_audio, decode_image, decode_video
 from omnibyte.codecs.image import BMP_HEADER
 from omnibyte.codecs.video import Y4M_HEADER
-from omnibyte.evaluate import bmp_is_valid, wav_is_valid, y4m_is_valid
-from omnibyte.format_guard import FormatGuard
+from omnibyte.generation.format_guard import FormatGuard
+from omnibyte.training.evaluate import bmp_is_valid, wav_is_valid, y4m_is_valid
 from omnibyte.vocab import BYTE_VALUES, VOCAB_SIZE, ControlToken
 
 START = int(ControlToken.DOC_START)

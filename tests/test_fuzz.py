@@ -28,19 +28,29 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from omnibyte.cli import build_parser, main
-from omnibyte.codecs import (BMP_BYTES, WAV_BYTES, Y4M_BYTES, NativeBytes, audio_to_wav, decode_native, encode_text,
-                             frames_to_y4m, pixels_to_bmp, to_native)
+from omnibyte.codecs import (
+    BMP_BYTES,
+    WAV_BYTES,
+    Y4M_BYTES,
+    NativeBytes,
+    audio_to_wav,
+    decode_native,
+    encode_text,
+    frames_to_y4m,
+    pixels_to_bmp,
+    to_native,
+)
 from omnibyte.detector import ModalityDetector
 from omnibyte.errors import OmniByteError
 from omnibyte.modality import Modality
 
 try:
-    from omnibyte import compress
+    from omnibyte.tools import compress
     compress.compress_bytes, compress.decompress_bytes, compress.model_fingerprint  # noqa: B018 (the API used here)
     COMPRESS_MISSING = None
 except (ImportError, AttributeError) as exc:  # another engineer's work in progress: skip, say why
     compress = None
-    COMPRESS_MISSING = f"omnibyte.compress is not usable yet: {type(exc).__name__}: {exc}"
+    COMPRESS_MISSING = f"omnibyte.tools.compress is not usable yet: {type(exc).__name__}: {exc}"
 
 _COMMON = dict(deadline=None, database=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

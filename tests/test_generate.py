@@ -4,9 +4,8 @@ import torch
 import torch.nn as nn
 
 from omnibyte.errors import OmniByteError
-from omnibyte.generate import SamplingParams, generate, logits_to_probs, sample_next, stream_generate
+from omnibyte.generation.generate import SamplingParams, generate, logits_to_probs, sample_next, stream_generate
 from omnibyte.vocab import VOCAB_SIZE, ControlToken
-
 
 PROMPT = [256, 258] + list(b"Once upon a time")
 
@@ -206,7 +205,7 @@ def _text_parts(result, in_text=True):
 
 
 def test_valid_utf8_keeps_sampled_text_decodable(model):
-    from omnibyte.evaluate import text_is_valid
+    from omnibyte.training.evaluate import text_is_valid
 
     # an untrained model samples high bytes freely: without the guard its text breaks
     params = dict(max_new_bytes=300, seed=3, stop_at_doc_end=False, temperature=1.5, num_samples=4)
@@ -219,9 +218,9 @@ def test_valid_utf8_keeps_sampled_text_decodable(model):
 
 
 def test_valid_media_makes_an_untrained_models_pictures_and_videos_decode(model):
-    from omnibyte.evaluate import bmp_is_valid, y4m_is_valid
-    from omnibyte.vocab import document_tokens
     from omnibyte.modality import Modality
+    from omnibyte.training.evaluate import bmp_is_valid, y4m_is_valid
+    from omnibyte.vocab import document_tokens
 
     for modality, check, size in ((Modality.IMAGE, bmp_is_valid, 3126), (Modality.VIDEO, y4m_is_valid, 2133)):
         params = dict(max_new_bytes=size + 20, seed=1, stop_at_doc_end=False, num_samples=2)
@@ -235,7 +234,7 @@ def test_valid_media_makes_an_untrained_models_pictures_and_videos_decode(model)
 
 
 def test_guidance_prompt_is_the_last_part_alone():
-    from omnibyte.generate import guidance_prompt
+    from omnibyte.generation.generate import guidance_prompt
 
     start, text, image = int(ControlToken.DOC_START), int(ControlToken.TEXT), int(ControlToken.IMAGE)
     assert guidance_prompt([start, text, 65, 66, image]) == [start, image]
@@ -245,7 +244,7 @@ def test_guidance_prompt_is_the_last_part_alone():
 
 
 def test_guided_logits_push_away_from_the_unconditional():
-    from omnibyte.generate import guided_logits
+    from omnibyte.generation.generate import guided_logits
 
     cond = np.log(np.array([[0.5, 0.3, 0.2]]))
     uncond = np.log(np.array([[0.6, 0.2, 0.2]]))

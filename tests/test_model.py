@@ -3,11 +3,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import tiny_model
 
 from omnibyte.errors import OmniByteError
-from omnibyte.model import CONFIG_FILE, WEIGHTS_FILE, BytePredictor, apply_rotary
-
-from conftest import tiny_model
+from omnibyte.model.transformer import CONFIG_FILE, WEIGHTS_FILE, BytePredictor, apply_rotary
 
 TOKENS = torch.tensor([[256, 72, 101, 108, 108, 111, 44, 32, 119, 111, 114, 108, 100, 33, 10, 258, 1, 2, 3, 4]])
 

@@ -14,7 +14,7 @@ import pytest
 from omnibyte.cli import main
 from omnibyte.codecs import MAX_UPLOAD_BYTES
 from omnibyte.errors import OmniByteError, read_file
-from omnibyte.prompt import MAX_PROMPT_TOKENS, build_prompt
+from omnibyte.generation.prompt import MAX_PROMPT_TOKENS, build_prompt
 
 NASTY = Path(__file__).resolve().parent / "nasty"
 ROOT = NASTY.parent.parent

@@ -4,8 +4,8 @@ import pytest
 
 from omnibyte.codecs import BMP_BYTES, WAV_BYTES, Y4M_BYTES, to_native
 from omnibyte.errors import OmniByteError
+from omnibyte.generation.prompt import MAX_PROMPT_TOKENS, build_prompt, cut_native
 from omnibyte.modality import Modality
-from omnibyte.prompt import MAX_PROMPT_TOKENS, build_prompt, cut_native
 from omnibyte.vocab import ControlToken
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"

@@ -3,18 +3,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tiny_model
 from PIL import Image
 
 from omnibyte.cli import main
 from omnibyte.codecs import BMP_BYTES, SAMPLE_RATE, WAV_BYTES, decode_audio, decode_image
-from omnibyte.evaluate import REAL_DIR, format_real_report, real_world_report
 from omnibyte.modality import Modality
-from omnibyte.real_material import (CLIP_SAMPLES, HELD_OUT_KITS, HELD_OUT_PHOTOS, HELD_OUT_PROGRAMS,
-                                    HELD_OUT_PROJECTS, _clips, _document_pieces, _pieces, _readable, _write_midi,
-                                    is_permissive, permissive_projects, photo_documents, photo_paths, photo_view,
-                                    render_midi)
-
-from conftest import tiny_model
+from omnibyte.training.evaluate import REAL_DIR, format_real_report, real_world_report
+from omnibyte.training.real_material import (
+    CLIP_SAMPLES,
+    HELD_OUT_KITS,
+    HELD_OUT_PHOTOS,
+    HELD_OUT_PROGRAMS,
+    HELD_OUT_PROJECTS,
+    _clips,
+    _document_pieces,
+    _pieces,
+    _readable,
+    _write_midi,
+    is_permissive,
+    permissive_projects,
+    photo_documents,
+    photo_paths,
+    photo_view,
+    render_midi,
+)
 
 
 @pytest.mark.parametrize("licence, permissive", [
@@ -64,7 +77,7 @@ def test_minified_and_binary_files_are_not_documents():
 
 
 def test_held_out_projects_never_train_and_every_project_taken_is_permissive():
-    from omnibyte.real_material import _licence_text, _normalised_name
+    from omnibyte.training.real_material import _licence_text, _normalised_name
     training = permissive_projects(held_out=False)
     assert training  # pytest, numpy and the rest are installed
     for dist in training:

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import torch
 
-from omnibyte.score import score_bytes
+from omnibyte.tools.score import score_bytes
 from omnibyte.vocab import ControlToken
 
 

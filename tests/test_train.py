@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from omnibyte import train as train_module
 from omnibyte.errors import OmniByteError
-from omnibyte.model import BytePredictor
-from omnibyte.train import TOKEN_DTYPE, TokenStream, TrainConfig, lr_at, train
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.training import train as train_module
+from omnibyte.training.train import TOKEN_DTYPE, TokenStream, TrainConfig, lr_at, train
 from omnibyte.vocab import ControlToken
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +40,7 @@ def tiny_config(tmp_path: Path, **overrides) -> TrainConfig:
 
 def test_training_lowers_the_held_out_loss(tmp_path):
     cfg = tiny_config(tmp_path)
-    before = train_module.evaluate(BytePredictor(train_module.ModelConfig.from_name("tiny")),
+    before = train_module.validation_loss(BytePredictor(train_module.ModelConfig.from_name("tiny")),
                                    TokenStream(train_module.load_tokens(cfg.val_tokens), 32, 0), cfg,
                                    torch.device("cpu"))
     result = train(cfg, progress=False)

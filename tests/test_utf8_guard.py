@@ -2,7 +2,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from omnibyte.utf8_guard import Utf8Guard
+from omnibyte.generation.utf8_guard import Utf8Guard
 from omnibyte.vocab import BYTE_VALUES, VOCAB_SIZE, ControlToken
 
 TEXT = [int(ControlToken.DOC_START), int(ControlToken.TEXT)]

@@ -8,9 +8,17 @@ import numpy as np
 from omnibyte.codecs import to_native
 from omnibyte.detector import ModalityDetector
 from omnibyte.modality import Modality
-from omnibyte.views import (StreamAnalysis, byte_map_html, hex_dump, live_view, live_view_html, segments_html,
-                            surprisal_svg, surprising_bytes)
 from omnibyte.vocab import Boundary, ControlToken
+from omnibyte.web.views import (
+    StreamAnalysis,
+    byte_map_html,
+    hex_dump,
+    live_view,
+    live_view_html,
+    segments_html,
+    surprisal_svg,
+    surprising_bytes,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from omnibyte.codecs import audio_to_wav, pixels_to_bmp, video_to_gif
-from omnibyte.corpus import draw_shape, moving_shape, shape_caption, tone
+from omnibyte.training.corpus import draw_shape, moving_shape, shape_caption, tone
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,11 +22,11 @@ from PIL import Image
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))
 
-from omnibyte.checkpoints import load_model  # noqa: E402
 from omnibyte.codecs import BMP_BYTES, WAV_BYTES, decode_image  # noqa: E402
-from omnibyte.corpus import COLOURS, shape_caption  # noqa: E402
-from omnibyte.generate import SamplingParams, generate  # noqa: E402
+from omnibyte.generation.generate import SamplingParams, generate  # noqa: E402
 from omnibyte.modality import Modality  # noqa: E402
+from omnibyte.model.checkpoints import load_model  # noqa: E402
+from omnibyte.training.corpus import COLOURS, shape_caption  # noqa: E402
 from omnibyte.vocab import document_tokens  # noqa: E402
 
 SCALE = 4  # 32x32 pictures drawn 128x128, pixels crisp

@@ -19,15 +19,33 @@ from pathlib import PurePath
 
 import soundfile as sf
 
-from ..errors import OmniByteError
-from ..modality import Modality
-from .audio import SAMPLE_RATE, WAV_BYTES, DecodedAudio, audio_to_wav, decode_audio, encode_audio
-from .common import MAX_UPLOAD_BYTES, NativeBytes, check_upload
-from .image import (BMP_BYTES, IMAGE_SIZE, MAX_IMAGE_PIXELS, DecodedImage, decode_image, encode_image,
-                    identify_image, image_to_png, pixels_to_bmp)
-from .text import DecodedText, decode_text, encode_text, looks_like_text
-from .video import (FPS, FRAME_COUNT, FRAME_SIZE, Y4M_BYTES, DecodedVideo, decode_video, encode_video, frames_to_y4m,
-                    video_to_gif)
+from omnibyte.codecs.audio import SAMPLE_RATE, WAV_BYTES, DecodedAudio, audio_to_wav, decode_audio, encode_audio
+from omnibyte.codecs.common import MAX_UPLOAD_BYTES, NativeBytes, check_upload
+from omnibyte.codecs.image import (
+    BMP_BYTES,
+    IMAGE_SIZE,
+    MAX_IMAGE_PIXELS,
+    DecodedImage,
+    decode_image,
+    encode_image,
+    identify_image,
+    image_to_png,
+    pixels_to_bmp,
+)
+from omnibyte.codecs.text import DecodedText, decode_text, encode_text, looks_like_text
+from omnibyte.codecs.video import (
+    FPS,
+    FRAME_COUNT,
+    FRAME_SIZE,
+    Y4M_BYTES,
+    DecodedVideo,
+    decode_video,
+    encode_video,
+    frames_to_y4m,
+    video_to_gif,
+)
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
 
 __all__ = [
     "NativeBytes",

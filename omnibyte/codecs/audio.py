@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile as sf
 
-from ..errors import OmniByteError
-from ..modality import Modality
-from .common import NativeBytes, check_upload
+from omnibyte.codecs.common import NativeBytes, check_upload
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
 
 __all__ = [
     "SAMPLE_RATE",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import OmniByteError
-from ..modality import Modality
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
 
 __all__ = ["NativeBytes", "MAX_UPLOAD_BYTES", "NEUTRAL_GREY", "check_upload"]
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..errors import OmniByteError
-from ..modality import Modality
-from .common import NEUTRAL_GREY, NativeBytes, check_upload
+from omnibyte.codecs.common import NEUTRAL_GREY, NativeBytes, check_upload
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
 
 __all__ = [
     "IMAGE_SIZE",

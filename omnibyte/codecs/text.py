@@ -11,8 +11,8 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
-from ..modality import Modality
-from .common import NativeBytes, check_upload
+from omnibyte.codecs.common import NativeBytes, check_upload
+from omnibyte.modality import Modality
 
 __all__ = ["DecodedText", "encode_text", "decode_text", "looks_like_text"]
 

@@ -17,10 +17,10 @@ from fractions import Fraction
 import numpy as np
 from PIL import Image, ImageSequence
 
-from ..errors import OmniByteError
-from ..modality import Modality
-from .common import NEUTRAL_GREY, NativeBytes, check_upload
-from .image import MAX_IMAGE_PIXELS, center_square, open_image, shrink_square, to_rgb
+from omnibyte.codecs.common import NEUTRAL_GREY, NativeBytes, check_upload
+from omnibyte.codecs.image import MAX_IMAGE_PIXELS, center_square, open_image, shrink_square, to_rgb
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
 
 __all__ = [
     "FRAME_SIZE",

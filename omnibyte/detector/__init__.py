@@ -35,13 +35,31 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import read_file
-from ..modality import Modality
-from ._content import (Piece, describe_text, describe_texts, segment_statistics, segment_statistics_many, text_format,
-                       text_mask, text_runs, trim_text)
-from ._encodings import (LEGACY_MIN, controls as _controls, legacy_runs, legacy_text, never_text, plain_text,
-                         signal_like, unsignalled, utf16_text)
-from .formats import Found, cut_found, find_formats
+from omnibyte.detector._content import (
+    Piece,
+    describe_text,
+    describe_texts,
+    segment_statistics,
+    segment_statistics_many,
+    text_format,
+    text_mask,
+    text_runs,
+    trim_text,
+)
+from omnibyte.detector._encodings import (
+    LEGACY_MIN,
+    legacy_runs,
+    legacy_text,
+    never_text,
+    plain_text,
+    signal_like,
+    unsignalled,
+    utf16_text,
+)
+from omnibyte.detector._encodings import controls as _controls
+from omnibyte.detector.formats import Found, cut_found, find_formats
+from omnibyte.errors import read_file
+from omnibyte.modality import Modality
 
 __all__ = ["Segment", "ModalityDetector", "detect_files_json", "format_detections"]
 

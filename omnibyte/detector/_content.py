@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..modality import Modality
+from omnibyte.modality import Modality
 
 __all__ = ["Piece", "text_mask", "text_runs", "describe_text", "describe_texts", "segment_statistics",
            "segment_statistics_many", "classify_piece"]

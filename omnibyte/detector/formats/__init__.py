@@ -14,7 +14,7 @@ at the candidate start, checks what it can, and says where the file ends:
 Parsers never raise: the caller treats any exception as "not this format here".
 """
 
-from .anchors import find_formats
-from .base import Found, cut_found
+from omnibyte.detector.formats.anchors import find_formats
+from omnibyte.detector.formats.base import Found, cut_found
 
 __all__ = ["Found", "find_formats", "cut_found"]

@@ -10,13 +10,29 @@ from dataclasses import replace
 
 import numpy as np
 
-from .base import Found, cut_found
-from .images import parse_bmp, parse_gif, parse_jpeg, parse_png, parse_pnm, parse_tiff
-from .riff import parse_iff, parse_rf64, parse_riff
-from .audio import parse_au, parse_flac, parse_mp3, parse_ogg
-from .video import parse_ebml, parse_mp4, parse_y4m, parse_y4m_frames
-from .binaries import (MAGIC_ONLY, magic_only, parse_ar, parse_elf, parse_gzip, parse_mo, parse_npy, parse_pdf,
-                       parse_pickle, parse_pyc, parse_sfnt, parse_sqlite, parse_tar, parse_typelib, parse_woff, parse_zip)
+from omnibyte.detector.formats.audio import parse_au, parse_flac, parse_mp3, parse_ogg
+from omnibyte.detector.formats.base import Found, cut_found
+from omnibyte.detector.formats.binaries import (
+    MAGIC_ONLY,
+    magic_only,
+    parse_ar,
+    parse_elf,
+    parse_gzip,
+    parse_mo,
+    parse_npy,
+    parse_pdf,
+    parse_pickle,
+    parse_pyc,
+    parse_sfnt,
+    parse_sqlite,
+    parse_tar,
+    parse_typelib,
+    parse_woff,
+    parse_zip,
+)
+from omnibyte.detector.formats.images import parse_bmp, parse_gif, parse_jpeg, parse_png, parse_pnm, parse_tiff
+from omnibyte.detector.formats.riff import parse_iff, parse_rf64, parse_riff
+from omnibyte.detector.formats.video import parse_ebml, parse_mp4, parse_y4m, parse_y4m_frames
 
 __all__ = ["find_formats"]
 

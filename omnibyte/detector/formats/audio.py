@@ -6,8 +6,17 @@ import struct
 
 import numpy as np
 
-from ...modality import Modality
-from .base import BAD_FIELD, BAD_SIZE, CUT_SHORT, DAMAGED_MAGIC, U32LE, Found, Report, mismatches
+from omnibyte.detector.formats.base import (
+    BAD_FIELD,
+    BAD_SIZE,
+    CUT_SHORT,
+    DAMAGED_MAGIC,
+    U32LE,
+    Found,
+    Report,
+    mismatches,
+)
+from omnibyte.modality import Modality
 
 
 def parse_au(data: bytes, start: int) -> Found | None:

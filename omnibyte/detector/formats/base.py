@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, replace
 
-from ...modality import Modality
+from omnibyte.modality import Modality
 
 __all__ = ["Found", "Report", "cut_found", "mismatches", "check_magic", "near_magic", "printable4"]
 

@@ -7,10 +7,21 @@ import struct
 import zlib
 from collections.abc import Callable
 
-from ...modality import Modality
-from .base import (
-    BAD_SIZE, CUT_SHORT, DAMAGED_MAGIC, U16BE, U16LE, U32BE, U32LE, Found, Report, check_magic, mismatches, near_magic,
+from omnibyte.detector.formats.base import (
+    BAD_SIZE,
+    CUT_SHORT,
+    DAMAGED_MAGIC,
+    U16BE,
+    U16LE,
+    U32BE,
+    U32LE,
+    Found,
+    Report,
+    check_magic,
+    mismatches,
+    near_magic,
 )
+from omnibyte.modality import Modality
 
 
 def parse_elf(data: bytes, start: int) -> Found | None:

@@ -6,12 +6,21 @@ import re
 import struct
 import zlib
 
-from ...modality import Modality
-from .base import (
-    BAD_FIELD, BAD_SIZE, CUT_SHORT, DAMAGED_MAGIC, U16BE, U32BE, U32LE, Found, Report, check_magic, mismatches,
+from omnibyte.detector.formats.base import (
+    BAD_FIELD,
+    BAD_SIZE,
+    CUT_SHORT,
+    DAMAGED_MAGIC,
+    U16BE,
+    U32BE,
+    U32LE,
+    Found,
+    Report,
+    check_magic,
+    mismatches,
     printable4,
 )
-
+from omnibyte.modality import Modality
 
 _BMP_DIB_SIZES = {12, 40, 52, 56, 64, 108, 124}
 _BMP_DEPTHS = (1, 4, 8, 16, 24, 32)  # bits per pixel

@@ -5,9 +5,18 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from ...modality import Modality
-from .base import BAD_FIELD, BAD_SIZE, DAMAGED_MAGIC, U32BE, U32LE, Found, Report, mismatches, printable4
-
+from omnibyte.detector.formats.base import (
+    BAD_FIELD,
+    BAD_SIZE,
+    DAMAGED_MAGIC,
+    U32BE,
+    U32LE,
+    Found,
+    Report,
+    mismatches,
+    printable4,
+)
+from omnibyte.modality import Modality
 
 _RIFF_FORMS = {b"WAVE": ("wav", Modality.AUDIO), b"AVI ": ("avi", Modality.VIDEO), b"WEBP": ("webp", Modality.IMAGE)}
 _RIFF_KNOWN = {b"data", b"LIST", b"movi", b"idx1", b"JUNK", b"VP8 ", b"VP8L", b"VP8X", b"ANMF", b"fmt "}

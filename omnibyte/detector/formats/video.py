@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 
-from ...modality import Modality
-from .base import (
-    BAD_FIELD, BAD_SIZE, DAMAGED_MAGIC, U32BE, U64BE, Found, Report, check_magic, mismatches, near_magic, printable4,
+from omnibyte.detector.formats.base import (
+    BAD_FIELD,
+    BAD_SIZE,
+    DAMAGED_MAGIC,
+    U32BE,
+    U64BE,
+    Found,
+    Report,
+    check_magic,
+    mismatches,
+    near_magic,
+    printable4,
 )
-
+from omnibyte.modality import Modality
 
 _Y4M_PLANES = {"mono": 1.0, "gray": 1.0, "420jpeg": 1.5, "420paldv": 1.5, "420mpeg2": 1.5, "420": 1.5,
                "411": 1.5, "422": 2.0, "444": 3.0, "444alpha": 4.0}

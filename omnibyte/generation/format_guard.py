@@ -26,12 +26,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from .codecs import BMP_BYTES, FRAME_COUNT, SAMPLE_RATE, Y4M_BYTES
-from .codecs.audio import WAV_HEADER_BYTES, wav_header
-from .codecs.image import BMP_HEADER
-from .codecs.video import FRAME_MARKER, Y4M_HEADER
-from .sample_guard import SampleGuard
-from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
+from omnibyte.codecs import BMP_BYTES, FRAME_COUNT, SAMPLE_RATE, Y4M_BYTES
+from omnibyte.codecs.audio import WAV_HEADER_BYTES, wav_header
+from omnibyte.codecs.image import BMP_HEADER
+from omnibyte.codecs.video import FRAME_MARKER, Y4M_HEADER
+from omnibyte.generation.sample_guard import SampleGuard
+from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["FormatGuard"]
 

@@ -58,15 +58,14 @@ import constriction
 import numpy as np
 import torch
 
-from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
-from .deterministic import DeterministicStep, byte_frequencies, check_float_environment
-from .errors import OmniByteError
-from .modality import Modality
-from .model import BytePredictor
-from .vocab import BYTE_VALUES, MODALITY_TAGS, ControlToken
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
+from omnibyte.model.compiled_decode import CompiledDecodeStep, compiled_decode_supported
+from omnibyte.model.deterministic import DeterministicStep, byte_frequencies, check_float_environment
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, ControlToken
 
 __all__ = [
-    "classical_sizes",
     "MAGIC",
     "VERSION",
     "ContainerHeader",
@@ -145,7 +144,7 @@ def guess_modality(data: bytes) -> Modality:
     """The modality of `data` if one modality covers nearly all of it, else BINARY (no tag)."""
     if not data:
         return Modality.BINARY
-    from .detector import ModalityDetector
+    from omnibyte.detector import ModalityDetector
 
     segments = ModalityDetector(use_libmagic=False).detect_bytes(data)
     largest = max(segments, key=lambda s: s.size)
@@ -503,18 +502,3 @@ def decompress_bytes(model: BytePredictor, blob: bytes, progress: ProgressCallba
                             f"(container version {header.version}, from an earlier release, depends on the CPU, "
                             "PyTorch or Numba version, or thread count); nothing was recovered")
     return data
-
-
-def classical_sizes(data: bytes) -> dict[str, int]:
-    """What the everyday compressors make of `data`, in bytes: gzip -9 and xz -9 (the standard
-    library), and zstd -19 when the zstandard package is installed."""
-    import gzip
-    import lzma
-
-    sizes = {"gzip -9": len(gzip.compress(data, 9, mtime=0)), "xz -9": len(lzma.compress(data, preset=9))}
-    try:
-        import zstandard
-    except ImportError:
-        return sizes
-    sizes["zstd -19"] = len(zstandard.ZstdCompressor(level=19).compress(data))
-    return sizes

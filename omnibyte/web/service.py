@@ -25,18 +25,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoints import DEFAULT_CHECKPOINT, load_model
-from . import deterministic
-from .compiled_decode import warm_up
-from .anomaly import find_regions
-from .detector import ModalityDetector
-from .errors import OmniByteError
-from .generate import SamplingParams, stream_generate
-from .model import BytePredictor
-from .modality import Modality
-from .prompt import Prompt
-from .views import StreamAnalysis, surprising_bytes
-from .vocab import Boundary, ControlToken, join_control_tokens
+from omnibyte.detector import ModalityDetector
+from omnibyte.errors import OmniByteError
+from omnibyte.generation.generate import SamplingParams, stream_generate
+from omnibyte.generation.prompt import Prompt
+from omnibyte.modality import Modality
+from omnibyte.model import deterministic
+from omnibyte.model.checkpoints import DEFAULT_CHECKPOINT, load_model
+from omnibyte.model.compiled_decode import warm_up
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.tools.anomaly import find_regions
+from omnibyte.vocab import Boundary, ControlToken, join_control_tokens
+from omnibyte.web.views import StreamAnalysis, surprising_bytes
 
 __all__ = ["DemoModel", "StreamUpdate", "stream_continuation", "current_part", "score_tokens", "analyse_stream"]
 

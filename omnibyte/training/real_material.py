@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from .codecs import IMAGE_SIZE, SAMPLE_RATE, audio_to_wav, pixels_to_bmp
-from .errors import OmniByteError
-from .modality import Modality
+from omnibyte.codecs import IMAGE_SIZE, SAMPLE_RATE, audio_to_wav, pixels_to_bmp
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
 
 if TYPE_CHECKING:  # corpus.py imports this module to build its sources, so Document is imported late
-    from .corpus import Document
+    from omnibyte.training.corpus import Document
 
 __all__ = ["HELD_OUT_PHOTOS", "HELD_OUT_PROGRAMS", "HELD_OUT_PROJECTS", "PHOTOS", "photo_paths", "photo_view",
            "photo_documents", "instrument_documents", "document_documents", "is_permissive", "build_yardstick"]
@@ -114,7 +114,7 @@ def photo_view(pixels: np.ndarray, rng: np.random.Generator, whole: bool = False
 
 def photo_documents(rng: np.random.Generator, views_per_photo: int) -> Iterator[Document]:
     """Views of every installed photo but the held-out ones; half captioned "a photo: ..."."""
-    from .corpus import Document
+    from omnibyte.training.corpus import Document
     for name, path in photo_paths().items():
         if name in HELD_OUT_PHOTOS:
             continue
@@ -287,7 +287,7 @@ def _pieces(rng: np.random.Generator, programs: tuple[int, ...], kits: tuple[int
 def instrument_documents(rng: np.random.Generator, pieces: int, seconds: float = 12.0) -> Iterator[Document]:
     """Clips of pieces composed for every General MIDI program and drum kit but the held-out ones,
     half of them captioned with the instrument's family. Needs fluidsynth and the soundfont."""
-    from .corpus import Document
+    from omnibyte.training.corpus import Document
     if not shutil.which("fluidsynth") or not SOUNDFONT.exists() or importlib.util.find_spec("mido") is None:
         return
     programs = tuple(p for p in MUSIC_PROGRAMS if p not in HELD_OUT_PROGRAMS)
@@ -411,7 +411,7 @@ def permissive_projects(held_out: bool) -> list[importlib.metadata.Distribution]
 def document_documents(rng: np.random.Generator) -> Iterator[Document]:
     """Pieces of every permissively licensed installed project's documents but the held-out ones,
     each distinct piece once."""
-    from .corpus import Document
+    from omnibyte.training.corpus import Document
     seen: set[bytes] = set()
     for dist in permissive_projects(held_out=False):
         project = _normalised_name(dist.metadata["Name"])

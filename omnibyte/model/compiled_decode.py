@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import OmniByteError
-from .model import BytePredictor
+from omnibyte.errors import OmniByteError
+from omnibyte.model.transformer import BytePredictor
 
 __all__ = ["CompiledDecodeStep", "compiled_decode_supported", "warm_up"]
 

@@ -17,7 +17,7 @@ The held-out split is chosen by a stable hash of each source item, so no item (a
 section, a Bible chapter, an icon, a word, a shape/colour combination) is on both sides.
 Output folder:
 
-    train.tokens, val.tokens   packed uint16 token ids (omnibyte.train reads them)
+    train.tokens, val.tokens   packed uint16 token ids (omnibyte.training.train reads them)
     val/<modality>/NNNNN.*     every held-out item also as a native file, for evaluation
     val/captions.jsonl         caption-conditioned held-out items: file, caption, what it asks for
     manifest.json              seed, counts and bytes per source and split
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import re
 import shutil
@@ -41,12 +40,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .codecs import (FRAME_COUNT, FRAME_SIZE, IMAGE_SIZE, SAMPLE_RATE, audio_to_wav, encode_audio, encode_image,
-                     frames_to_y4m, pixels_to_bmp)
-from .errors import OmniByteError
-from .modality import Modality
-from .real_material import document_documents, instrument_documents, photo_documents
-from .vocab import document_tokens
+from omnibyte.codecs import (
+    FRAME_COUNT,
+    FRAME_SIZE,
+    IMAGE_SIZE,
+    SAMPLE_RATE,
+    audio_to_wav,
+    encode_audio,
+    encode_image,
+    frames_to_y4m,
+    pixels_to_bmp,
+)
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
+from omnibyte.training.real_material import document_documents, instrument_documents, photo_documents
+from omnibyte.vocab import document_tokens
 
 __all__ = ["Document", "build_corpus", "all_documents", "COLOURS", "SHAPES", "SOURCES", "VAL_SHARE"]
 
@@ -395,7 +403,7 @@ def all_documents(seed: int, scale: float = 1.0, sources: set[str] | None = None
         "mixed": lambda: mixed_documents(rng, n(1500)),
         # its own random stream, so asking for it leaves every other source's documents as they were
         "shapes-low": lambda: images_shapes(np.random.default_rng([seed, 1]), n(3000), on_bottom_edge=True),
-        # real material (omnibyte/real_material.py), each on its own random stream
+        # real material (omnibyte/training/real_material.py), each on its own random stream
         "photos": lambda: photo_documents(np.random.default_rng([seed, 2]), n(600)),
         "instruments": lambda: instrument_documents(np.random.default_rng([seed, 3]), n(2)),
         "documents": lambda: document_documents(np.random.default_rng([seed, 4])),

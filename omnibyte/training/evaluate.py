@@ -22,17 +22,25 @@ import numpy as np
 import soundfile as sf
 from PIL import Image
 
-from .codecs import (BMP_BYTES, FRAME_COUNT, FRAME_SIZE, SAMPLE_RATE, WAV_BYTES, Y4M_BYTES, decode_audio,
-                     decode_image)
-from .codecs.image import BMP_HEADER
-from .compress import classical_sizes
-from .corpus import COLOURS, SHAPES, shape_caption
-from .errors import OmniByteError
-from .generate import GenerationResult, SamplingParams, generate
-from .model import BytePredictor
-from .modality import Modality
-from .score import score_bytes
-from .vocab import MODALITY_TAGS, document_tokens
+from omnibyte.codecs import (
+    BMP_BYTES,
+    FRAME_COUNT,
+    FRAME_SIZE,
+    SAMPLE_RATE,
+    WAV_BYTES,
+    Y4M_BYTES,
+    decode_audio,
+    decode_image,
+)
+from omnibyte.codecs.image import BMP_HEADER
+from omnibyte.errors import OmniByteError
+from omnibyte.generation.generate import GenerationResult, SamplingParams, generate
+from omnibyte.modality import Modality
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.tools.classical import flac_size, general_sizes, png_size
+from omnibyte.tools.score import score_bytes
+from omnibyte.training.corpus import COLOURS, SHAPES, shape_caption
+from omnibyte.vocab import MODALITY_TAGS, document_tokens
 
 __all__ = ["compression_table", "real_world_report", "format_real_report", "photo_continuation",
            "continuation_grid", "sample_validity", "caption_checks", "caption_sensitivity", "captioned_shapes",
@@ -40,21 +48,6 @@ __all__ = ["compression_table", "real_world_report", "format_real_report", "phot
 
 _SUFFIX = {Modality.TEXT: "*.txt", Modality.IMAGE: "*.bmp", Modality.AUDIO: "*.wav", Modality.VIDEO: "*.y4m"}
 SAMPLE_BYTES = {Modality.TEXT: 256, Modality.IMAGE: BMP_BYTES, Modality.AUDIO: WAV_BYTES, Modality.VIDEO: Y4M_BYTES}
-
-
-def _png_bytes(pixels: np.ndarray) -> int:
-    """The size of the pixels as an optimised PNG (the classical coder pictures are held to)."""
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", optimize=True)
-    return len(buffer.getvalue())
-
-
-def _flac_bytes(data: bytes) -> int:
-    # FLAC has no unsigned 8-bit: centre on 0 and store signed 8-bit
-    signed = (decode_audio(data).samples.astype(np.int16) - 128) * 256
-    buffer = io.BytesIO()
-    sf.write(buffer, signed, SAMPLE_RATE, format="FLAC", subtype="PCM_S8")
-    return len(buffer.getvalue())
 
 
 def _spread(files: list[Path], count: int | None) -> list[Path]:
@@ -84,12 +77,12 @@ def compression_table(model: BytePredictor, val_dir: Path, max_files: int | None
             data = path.read_bytes()
             size += len(data)
             totals["model"] += float(score_bytes(model, data, prefix=prefix).surprisal_bits.sum())
-            for name, size_bytes in classical_sizes(data).items():
+            for name, size_bytes in general_sizes(data).items():
                 totals[name] += 8 * size_bytes
             if "png" in totals:
-                totals["png"] += 8 * _png_bytes(decode_image(data).pixels)
+                totals["png"] += 8 * png_size(decode_image(data).pixels)
             if "flac" in totals:
-                totals["flac"] += 8 * _flac_bytes(data)
+                totals["flac"] += 8 * flac_size(decode_audio(data).samples, SAMPLE_RATE)
         row = {"files": len(files), "bytes": size}
         row.update({name: bits / size for name, bits in totals.items() if name != "zstd -19" or bits})
         classical = {k: v for k, v in row.items() if k not in ("files", "bytes", "model")}
@@ -340,7 +333,7 @@ def save_report(report: dict[str, Any], path: str | Path) -> None:
 
 # --- the real-world yardstick ---------------------------------------------------------------------
 
-REAL_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "real"
+REAL_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "real"
 _HALF = (BMP_BYTES - len(BMP_HEADER)) // 2  # the bottom 16 rows come first: BMP stores rows bottom up
 
 
@@ -353,7 +346,7 @@ def photo_continuation(model: BytePredictor, files: list[Path]) -> dict[str, Any
         data = path.read_bytes()
         scores = score_bytes(model, data, prefix=prefix)
         model_bits += float(scores.surprisal_bits[len(BMP_HEADER) + _HALF:].sum())
-        png_bits += 8 * _png_bytes(decode_image(data).pixels[:16])
+        png_bits += 8 * png_size(decode_image(data).pixels[:16])
     return {"files": len(files), "model_bits_per_byte": model_bits / (_HALF * len(files)),
             "png_bits_per_byte": png_bits / (_HALF * len(files)), "model_over_png": model_bits / png_bits}
 

@@ -49,11 +49,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from scipy.ndimage import median_filter
 
-from .codecs.audio import WAV_HEADER_BYTES
-from .codecs.image import BMP_HEADER
-from .errors import OmniByteError
-from .modality import Modality
-from .model import BytePredictor
+from omnibyte.codecs.audio import WAV_HEADER_BYTES
+from omnibyte.codecs.image import BMP_HEADER
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
+from omnibyte.model.transformer import BytePredictor
 
 __all__ = ["AnomalySettings", "AnomalyRegion", "AnomalyReport", "native_header_size", "find_regions", "analyse_bytes",
            "find_anomalies"]
@@ -270,8 +270,8 @@ def analyse_bytes(model: BytePredictor, data: bytes, modality: Modality | None =
     `modality` is the tag the bytes are scored after: None guesses it from the bytes, BINARY
     scores with no tag (as compression does).
     """
-    from .compress import guess_modality, prefix_tokens
-    from .score import score_bytes
+    from omnibyte.tools.compress import guess_modality, prefix_tokens
+    from omnibyte.tools.score import score_bytes
 
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise OmniByteError(f"expected bytes to analyse, got {type(data).__name__}")

@@ -43,9 +43,9 @@ import numba
 import numpy as np
 import torch
 
-from .compiled_decode import checked_tokens, fold_weights
-from .errors import OmniByteError
-from .model import BytePredictor
+from omnibyte.errors import OmniByteError
+from omnibyte.model.compiled_decode import checked_tokens, fold_weights
+from omnibyte.model.transformer import BytePredictor
 
 __all__ = ["DeterministicStep", "byte_frequencies", "check_float_environment", "rope_tables", "warm_up", "LANES"]
 

@@ -23,8 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .sample_guard import SampleGuard
-from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
+from omnibyte.generation.sample_guard import SampleGuard
+from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["Utf8Guard"]
 

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .compiled_decode import CompiledDecodeStep, compiled_decode_supported
-from .errors import OmniByteError
-from .format_guard import FormatGuard
-from .model import BytePredictor
-from .utf8_guard import Utf8Guard
-from .vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
+from omnibyte.errors import OmniByteError
+from omnibyte.generation.format_guard import FormatGuard
+from omnibyte.generation.utf8_guard import Utf8Guard
+from omnibyte.model.compiled_decode import CompiledDecodeStep, compiled_decode_supported
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, Boundary, ControlToken, split_control_tokens
 
 __all__ = [
     "SamplingParams",

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .config import ModelConfig
-from .errors import OmniByteError
-from .model import BytePredictor
+from omnibyte.errors import OmniByteError
+from omnibyte.model.config import ModelConfig
+from omnibyte.model.transformer import BytePredictor
 
 __all__ = ["DEFAULT_CHECKPOINT", "load_model"]
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "assets" / "checkpoint"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "checkpoint"
 
 
 def load_model(folder: str | Path | None = None, preset: str | None = None, seed: int = 0) -> BytePredictor:

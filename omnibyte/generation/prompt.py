@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .codecs import BMP_BYTES, WAV_BYTES, Y4M_BYTES, to_native
-from .codecs.common import check_upload
-from .codecs.video import FRAME_MARKER, FRAME_SIZE, Y4M_HEADER
-from .errors import OmniByteError
-from .modality import Modality
-from .vocab import Boundary, document_tokens, split_control_tokens
+from omnibyte.codecs import BMP_BYTES, WAV_BYTES, Y4M_BYTES, to_native
+from omnibyte.codecs.common import check_upload
+from omnibyte.codecs.video import FRAME_MARKER, FRAME_SIZE, Y4M_HEADER
+from omnibyte.errors import OmniByteError
+from omnibyte.modality import Modality
+from omnibyte.vocab import Boundary, document_tokens, split_control_tokens
 
 __all__ = ["Prompt", "build_prompt", "cut_native", "NATIVE_SIZES", "MAX_PROMPT_TOKENS"]
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .model import BytePredictor
-from .vocab import ControlToken
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.vocab import ControlToken
 
 __all__ = ["ByteScores", "score_bytes"]
 

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image
 
-from .codecs import audio_to_wav, decode_native, image_to_png, video_to_gif
-from .codecs.audio import SAMPLE_RATE
-from .codecs.image import BMP_HEADER
-from .detector import Segment
-from .modality import Modality
-from .vocab import Boundary, ControlToken
+from omnibyte.codecs import audio_to_wav, decode_native, image_to_png, video_to_gif
+from omnibyte.codecs.audio import SAMPLE_RATE
+from omnibyte.codecs.image import BMP_HEADER
+from omnibyte.detector import Segment
+from omnibyte.modality import Modality
+from omnibyte.vocab import Boundary, ControlToken
 
 __all__ = ["StreamAnalysis", "surprising_bytes", "LiveView", "live_view", "live_view_html", "hex_dump", "segments_html",
            "byte_map_html", "surprisal_svg", "MODALITY_COLOURS"]

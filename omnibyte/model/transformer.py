@@ -14,8 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .errors import OmniByteError
+from omnibyte.errors import OmniByteError
+from omnibyte.model.config import ModelConfig
 
 __all__ = ["BytePredictor", "KVCache", "RMSNorm", "CONFIG_FILE", "WEIGHTS_FILE"]
 

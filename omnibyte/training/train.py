@@ -27,10 +27,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from .config import ModelConfig
-from .errors import OmniByteError
-from .model import BytePredictor
-from .vocab import ControlToken
+from omnibyte.errors import OmniByteError
+from omnibyte.model.config import ModelConfig
+from omnibyte.model.transformer import BytePredictor
+from omnibyte.vocab import ControlToken
 
 __all__ = ["TrainConfig", "TokenStream", "train", "lr_at", "load_tokens", "TOKEN_DTYPE"]
 
@@ -223,7 +223,7 @@ def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optim
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, val: TokenStream, cfg: TrainConfig, device: torch.device) -> float:
+def validation_loss(model: torch.nn.Module, val: TokenStream, cfg: TrainConfig, device: torch.device) -> float:
     """Mean held-out loss in nats per token over fixed, evenly spaced windows."""
     model.eval()
     span = len(val.tokens) - cfg.seq_len - 1
@@ -328,7 +328,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
                 bar.set_postfix(loss=f"{last_loss:.3f}", lr=f"{lr:.1e}")
             if step % cfg.eval_interval == 0 or step == cfg.max_steps or out_of_time:
                 if rank == 0:
-                    val_loss = evaluate(model, val, cfg, device)
+                    val_loss = validation_loss(model, val, cfg, device)
                     improved = best_val is None or val_loss < best_val
                     if improved:
                         best_val = val_loss

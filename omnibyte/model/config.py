@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from .errors import OmniByteError
-from .vocab import VOCAB_SIZE
+from omnibyte.errors import OmniByteError
+from omnibyte.vocab import VOCAB_SIZE
 
 __all__ = ["ModelConfig", "PRESETS"]
 
