@@ -2,14 +2,21 @@
 where each modality begins and ends.
 
 This file only lays out the UI and wires its events to small functions that call the `omnibyte`
-package; the model loads once, here. `python app.py` serves it on 127.0.0.1:7860, or where the
-GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables say (Hugging Face Spaces sets them).
+package. `build_demo(model)` builds the app around any loaded model (the tests pass a tiny one);
+the module-level `demo` that Hugging Face Spaces and `gradio app.py` look for is built on first use
+around the shipped checkpoint. `python app.py` serves it on 127.0.0.1:7860, or where the
+GRADIO_SERVER_NAME / GRADIO_SERVER_PORT environment variables say (Spaces sets them).
 OMNIBYTE_MODEL=DIR runs another checkpoint folder, OMNIBYTE_PRESET=NAME untrained weights.
+
+API: one named endpoint per action, /generate, /describe_prompt, /compress, /decompress and
+/inspect; the UI's own events are private.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
+import inspect
 import logging
 import os
 import shutil
@@ -21,11 +28,11 @@ import gradio as gr
 
 from omnibyte.codecs import MAX_UPLOAD_BYTES
 from omnibyte.errors import OmniByteError, read_file
-from omnibyte.generation.generate import SamplingParams
+from omnibyte.generation.generate import SamplingParams, StopReason
 from omnibyte.generation.prompt import Prompt, build_prompt
 from omnibyte.tools.classical import general_sizes
 from omnibyte.tools.compress import compress_bytes, decompress_bytes, read_header
-from omnibyte.web.service import DemoModel, analyse_stream, current_part, stream_continuation
+from omnibyte.web.service import DemoModel, analyse_file, analyse_stream, current_part, stream_continuation
 from omnibyte.web.views import byte_map_html, live_view, live_view_html, segments_html, surprisal_svg
 
 log = logging.getLogger("omnibyte.app")
@@ -34,21 +41,21 @@ MAX_BYTES = 16_384  # the most one generation writes: about a minute on a 2-core
 DEFAULT_BYTES = 512  # for text, which has no natural end
 TIME_LIMIT_S = 120  # a generation still running after this stops and shows what it has
 MAX_GUIDANCE = 8.0
-# classifier-free guidance 3: captioned pictures come in the asked colour far more often than without
+# classifier-free guidance 3: captioned pictures come in the asked colour more often than without
 # (MODEL_CARD.md has the figures); a prompt of one part runs plain, so only captioned requests pay for it
 DEFAULT_GUIDANCE = 3.0
 CONCURRENT_GENERATIONS = 2  # Spaces' free CPU has 2 cores; more would only slow every user down
 QUEUE_SIZE = 32  # further users are told the queue is full
 AUDIO_FIRST_UPDATE = 2_000  # samples (0.25 s) before the live player appears
+LIVE_INTERVAL_S = 0.2  # the live views redraw at most this often; the model never waits for them
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 # generated files offered for download; Gradio copies them into its own cache (cleaned below)
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="omnibyte-app-"))
 OUTPUT_MAX_AGE_S = 900
 atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 
-MAX_COMPRESS_BYTES = 16_384  # the coder runs about 250 bytes/s per core: about a minute at most
-MODEL = DemoModel.load(os.environ.get("OMNIBYTE_MODEL") or None, os.environ.get("OMNIBYTE_PRESET") or None,
-                       threads=max(1, (os.cpu_count() or 1) // CONCURRENT_GENERATIONS))
+MAX_COMPRESS_BYTES = 16_384  # the coder's speed makes this about a minute at most
+MAX_INSPECT_BYTES = 65_536  # the Inspect tab scores every byte with the model
 
 ASK_CHOICES = [("continue what is there", "continue"), ("an image", "image"), ("a sound", "audio"),
                ("text", "text"), ("a video", "video")]
@@ -72,12 +79,44 @@ CSS = """
 .ob-key.ob-line { height: 3px; }
 """
 
-INTRO = f"""# OmniByte
-One small transformer that reads and writes raw bytes. Give it an image, a sound, text, an
-animated GIF or any file: it continues the bytes live, then a modality detector splits the result
-into segments and shows each as what it is, with where the model itself declared a boundary.
-Running on {MODEL.description}.
-"""
+
+# --- errors: what a person can fix is said plainly; a bug is logged and said, and the app serves on
+
+
+def user_errors(action: str):
+    """Report OmniByteError as a Gradio error with its message, and any other exception as an
+    internal error (logged with its traceback) that leaves the app running. Works on plain
+    functions and on generators (the streaming events)."""
+
+    def wrap(fn):
+        def translate(exc: Exception) -> gr.Error:
+            if isinstance(exc, OmniByteError):
+                return gr.Error(str(exc))
+            log.exception("%s failed", action)
+            return gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running")
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def stream(*args, **kwargs):
+                try:
+                    yield from fn(*args, **kwargs)
+                except gr.Error:
+                    raise
+                except Exception as exc:
+                    raise translate(exc) from None
+            return stream
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise translate(exc) from None
+        return call
+
+    return wrap
 
 
 # --- adapters: UI values in, package calls, UI values out ----------------------------------------
@@ -126,7 +165,7 @@ def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end
                           valid_utf8=bool(valid_utf8), valid_media=bool(valid_media))
 
 
-def describe_prompt(upload, raw, share, text, ask, described):
+def describe_prompt(upload, raw, share, text, ask, described=""):
     """What the inputs make: notes on the conversion, a preview of the prompt's last part, and the
     bytes it takes to finish that part (set as max bytes). `described` is the inputs last
     described: when nothing changed (the text box only lost focus) nothing is redone, so a max
@@ -163,48 +202,41 @@ def save_output(data: bytes, filename: str) -> str:
 
 
 _EXTENSIONS = {"utf-8": "txt", "ascii": "txt", "bmp": "bmp", "wav": "wav", "y4m": "y4m", "png": "png", "gif": "gif"}
+_STOPPED = {StopReason.MAX_NEW_BYTES: "reached max bytes", StopReason.DOC_END: "the model ended the document",
+            StopReason.MAX_TOKENS: "the model wrote only control tokens",
+            StopReason.TIME_LIMIT: f"stopped at the {TIME_LIMIT_S} s time limit"}
 
 
-def run_generation(upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed, stop_at_end,
-                   guidance=1.0, valid_utf8=True, valid_media=True):
+@user_errors("generation")
+def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed,
+                   stop_at_end, guidance=1.0, valid_utf8=True, valid_media=True):
     """Generate live, then analyse: yields updates for progress, the three live views, the byte map,
     the surprisal plot, the segment cards and the download."""
-    try:
-        prompt = prompt_from_inputs(upload, raw, share, text, ask)
-        params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
-                                      valid_media)
-    except OmniByteError as exc:
-        raise gr.Error(str(exc)) from None
+    prompt = prompt_from_inputs(upload, raw, share, text, ask)
+    params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
+                                  valid_media)
     shown_kind = None
     audio_samples_shown = 0
     yield (f"Reading the {len(prompt.tokens):,}-token prompt…", *_live_updates(None), "", "", "", None)
-    try:
-        for update in stream_continuation(MODEL, prompt, params, time_limit_s=TIME_LIMIT_S):
-            modality, part = current_part(prompt, update)
-            from_prompt = len(prompt.part_bytes) if not update.boundaries else 0
-            view = live_view(modality, part, from_prompt)
-            audio_now = view.kind == "audio" and (
-                (audio_samples_shown == 0 and len(view.audio[1]) >= AUDIO_FIRST_UPDATE) or update.done)
-            updates = _live_updates(view, show=view.kind != shown_kind, audio_now=audio_now)
-            shown_kind = view.kind
-            if audio_now:
-                audio_samples_shown = len(view.audio[1])
-            progress = (f"**{len(update.generated):,} / {params.max_new_bytes:,} bytes** · "
-                        f"{update.bytes_per_second:,.0f} bytes/s · {update.elapsed_s:.1f} s · {view.caption}")
-            if update.done:
-                why = {"max_new_bytes": "reached max bytes", "doc_end": "the model ended the document",
-                       "max_tokens": "the model wrote only control tokens",
-                       "time_limit": f"stopped at the {TIME_LIMIT_S} s time limit"}.get(update.stop_reason, "")
-                progress += f" · done: {why}. Analysing…"
-                if update.stop_reason == "time_limit":
-                    gr.Warning(f"Generation stopped at the {TIME_LIMIT_S} s time limit; showing what was written.")
-            yield (progress, *updates, gr.skip(), gr.skip(), gr.skip(), gr.skip())
-        analysis = analyse_stream(MODEL, prompt, update.generated, update.boundaries)
-    except OmniByteError as exc:
-        raise gr.Error(str(exc)) from None
-    except Exception as exc:  # a bug: say so, keep serving
-        log.exception("generation failed")
-        raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
+    for update in stream_continuation(model, prompt, params, time_limit_s=TIME_LIMIT_S,
+                                      min_interval_s=LIVE_INTERVAL_S):
+        modality, part = current_part(prompt, update)
+        from_prompt = len(prompt.part_bytes) if not update.boundaries else 0
+        view = live_view(modality, part, from_prompt)
+        audio_now = view.kind == "audio" and (
+            (audio_samples_shown == 0 and len(view.audio[1]) >= AUDIO_FIRST_UPDATE) or update.done)
+        updates = _live_updates(view, show=view.kind != shown_kind, audio_now=audio_now)
+        shown_kind = view.kind
+        if audio_now:
+            audio_samples_shown = len(view.audio[1])
+        progress = (f"**{len(update.generated):,} / {params.max_new_bytes:,} bytes** · "
+                    f"{update.bytes_per_second:,.0f} bytes/s · {update.elapsed_s:.1f} s · {view.caption}")
+        if update.done:
+            progress += f" · done: {_STOPPED.get(update.stop_reason, '')}. Analysing…"
+            if update.stop_reason is StopReason.TIME_LIMIT:
+                gr.Warning(f"Generation stopped at the {TIME_LIMIT_S} s time limit; showing what was written.")
+        yield (progress, *updates, gr.skip(), gr.skip(), gr.skip(), gr.skip())
+    analysis = analyse_stream(model, prompt, update.generated, update.boundaries)
     formats = {s.format for s in analysis.segments}
     extension = _EXTENSIONS.get(formats.pop(), "bin") if len(formats) == 1 else "bin"
     download = save_output(analysis.data, f"omnibyte-output.{extension}")
@@ -229,173 +261,220 @@ def _live_updates(view, show: bool = True, audio_now: bool = False):
     return image, audio, text
 
 
-def run_compress(upload, progress=gr.Progress()):
+@user_errors("compression")
+def run_compress(model: DemoModel, upload, progress=gr.Progress()):
     """Compress an upload with the model; its size beside gzip and xz, and the .omb to download."""
-    try:
-        data, name = read_upload(upload, limit=MAX_COMPRESS_BYTES)
-        if data is None:
-            raise OmniByteError("choose a file to compress")
-        started = time.perf_counter()
-        blob = compress_bytes(MODEL.worker(), data,
-                              progress=lambda done, total: progress(done / max(total, 1), desc="coding bytes"))
-        seconds = time.perf_counter() - started
-    except OmniByteError as exc:
-        raise gr.Error(str(exc)) from None
-    except Exception as exc:  # a bug: say so, keep serving
-        log.exception("compression failed")
-        raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
+    data, name = read_upload(upload, limit=MAX_COMPRESS_BYTES)
+    if data is None:
+        raise OmniByteError("choose a file to compress")
+    started = time.perf_counter()
+    blob = compress_bytes(model.worker(), data,
+                          progress=lambda done, total: progress(done / max(total, 1), desc="coding bytes"))
+    seconds = time.perf_counter() - started
     rows = [("OmniByte", len(blob))] + list(general_sizes(data).items())
     table = "\n".join(f"| {tool} | {size:,} | {8 * size / max(len(data), 1):.3f} |" for tool, size in rows)
     report = (f"**{name}**: {len(data):,} bytes, coded in {seconds:.1f} s ({len(data) / seconds:,.0f} bytes/s).\n\n"
               f"| compressor | bytes | bits per byte |\n|---|---|---|\n{table}\n\n"
-              f"Decompressing needs this same model ({MODEL.description}).")
+              f"Decompressing needs this same model ({model.description}).")
     return report, save_output(blob, f"{name}.omb")
 
 
-def run_decompress(upload, progress=gr.Progress()):
+@user_errors("decompression")
+def run_decompress(model: DemoModel, upload, progress=gr.Progress()):
     """Restore an .omb file made by this model, checked against its checksum."""
-    try:
-        blob, name = read_upload(upload)
-        if blob is None:
-            raise OmniByteError("choose an .omb file to decompress")
-        header = read_header(blob)
-        if header.original_size > MAX_COMPRESS_BYTES:
-            raise OmniByteError(f"this file holds {header.original_size:,} bytes; the demo restores at most "
-                                f"{MAX_COMPRESS_BYTES:,} (use `python -m omnibyte decompress` for larger ones)")
-        data = decompress_bytes(MODEL.worker(), blob,
-                                progress=lambda done, total: progress(done / max(total, 1), desc="decoding bytes"))
-    except OmniByteError as exc:
-        raise gr.Error(str(exc)) from None
-    except Exception as exc:  # a bug: say so, keep serving
-        log.exception("decompression failed")
-        raise gr.Error(f"internal error ({type(exc).__name__}: {exc}); the app is still running") from None
+    blob, name = read_upload(upload)
+    if blob is None:
+        raise OmniByteError("choose an .omb file to decompress")
+    header = read_header(blob)
+    if header.original_size > MAX_COMPRESS_BYTES:
+        raise OmniByteError(f"this file holds {header.original_size:,} bytes; the demo restores at most "
+                            f"{MAX_COMPRESS_BYTES:,} (use `python -m omnibyte decompress` for larger ones)")
+    data = decompress_bytes(model.worker(), blob,
+                            progress=lambda done, total: progress(done / max(total, 1), desc="decoding bytes"))
     restored = name[:-4] if name.endswith(".omb") else f"{name}.restored"
     return (f"Restored **{len(data):,} bytes**; the checksum matches the original.",
             save_output(data, restored))
 
 
+@user_errors("inspection")
+def run_inspect(model: DemoModel, upload):
+    """Split an upload into its segments and score every byte: the segments as a list, the cards,
+    the byte map and the surprisal plot (anomalous regions marked)."""
+    data, name = read_upload(upload, limit=MAX_INSPECT_BYTES)
+    if data is None:
+        raise OmniByteError("choose a file to inspect")
+    analysis = analyse_file(model, data)
+    found = [segment.to_dict() for segment in analysis.segments]
+    return found, byte_map_html(analysis), surprisal_svg(analysis), segments_html(analysis)
+
+
 # --- layout -------------------------------------------------------------------------------------
 
-with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
-    gr.Markdown(INTRO, elem_id="intro")
-    if not MODEL.trained:
-        gr.Markdown("⚠️ **These weights are untrained**: the output is random bytes. Set OMNIBYTE_MODEL to a "
-                    "checkpoint folder, or leave both variables unset to use the shipped checkpoint.",
-                    elem_id="untrained-warning")
-    with gr.Tab("Continue", id="continue-tab"):
-        with gr.Row():
-            with gr.Column(scale=2):
-                upload = gr.File(label=f"Upload a file: image, sound, text, animated GIF or anything "
-                                       f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath", elem_id="upload")
-                raw = gr.Checkbox(label="Raw bytes: feed the file unchanged (no conversion, no modality tag)",
-                                  elem_id="raw")
-                share = gr.Slider(0, 100, value=50, step=1, label="Prompt share of an image, sound, video or raw file (%)",
-                                  info="An image keeps whole pixel rows, a sound its first part, a video whole frames; "
-                                       "text is always kept whole.", elem_id="share")
-                text = gr.Textbox(label="Text: a caption, or text to continue", lines=2, elem_id="text",
-                                  placeholder="a red circle on a blue background")
-                ask = gr.Dropdown(ASK_CHOICES, value="continue", label="Then ask the model for", elem_id="ask")
-                prompt_info = gr.Markdown(elem_id="prompt-info")
-                prompt_preview = gr.HTML(elem_id="prompt-preview")
-                with gr.Accordion("Sampling", open=False):
-                    max_bytes = gr.Slider(1, MAX_BYTES, value=DEFAULT_BYTES, step=1, label="Max bytes",
-                                          info="Set to what finishes the part when the prompt changes.",
-                                          elem_id="max-bytes")
-                    temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = always the likeliest)",
-                                            elem_id="temperature")
-                    top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
-                    # 0.9: with the tail of unlikely bytes cut off, every one of 32 unconditional pictures and
-                    # sounds decodes (against 31% and 47% at 1; README, model card)
-                    top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
-                    seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
-                                     elem_id="seed")
-                    stop_at_end = gr.Checkbox(value=True, label="Stop where the model ends the document",
-                                              elem_id="stop-at-end")
-                    guidance = gr.Slider(1, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5,
-                                         label="Caption guidance (1 = off)",
-                                         info="Follow a caption more closely: the model also reads the last part "
-                                              "alone, and the difference is amplified. Twice the work per byte.",
-                                         elem_id="guidance")
-                    valid_utf8 = gr.Checkbox(value=True, label="Keep generated text valid UTF-8",
-                                             info="Inside text parts, sample only bytes that keep the text decodable.",
-                                             elem_id="valid-utf8")
-                    valid_media = gr.Checkbox(value=True, label="Keep generated pictures, sounds and videos well-formed",
-                                              info="Force the bytes their formats fix (headers, frame markers, "
-                                                   "lengths); the pixels and samples are the model's.",
-                                              elem_id="valid-media")
-                with gr.Row():
-                    generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
-            with gr.Column(scale=3):
-                progress = gr.Markdown("Press **Generate**.", elem_id="progress")
-                live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False, height=300,
-                                      elem_id="live-image")
-                live_audio = gr.Audio(label="Live sound", interactive=False, visible=False, elem_id="live-audio")
-                live_text = gr.HighlightedText(label="Live text", color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
-                                               show_legend=True, visible=False, elem_id="live-text")
-                byte_map = gr.HTML(elem_id="byte-map")
-                plot = gr.HTML(elem_id="surprisal-plot")
-                segments = gr.HTML(elem_id="segments")
-                download = gr.File(label="The whole stream (prompt + generated)", interactive=False, elem_id="download")
 
-        prompt_inputs = [upload, raw, share, text, ask]
-        gr.Examples(
-            examples=[
-                [str(EXAMPLES / "red-circle.png"), False, 50, "", "continue"],
-                [str(EXAMPLES / "melody.wav"), False, 50, "", "continue"],
-                [str(EXAMPLES / "bytes.txt"), False, 100, "", "continue"],
-                [str(EXAMPLES / "mixed.bin"), True, 70, "", "continue"],
-                [None, False, 50, "a red circle on a blue background", "image"],
-                [str(EXAMPLES / "moving-square.gif"), False, 50, "", "continue"],
-            ],
-            example_labels=["an image to continue", "a sound", "a text", "a mixed file (raw)",
-                            "a caption, then an image", "an animated GIF"],
-            inputs=prompt_inputs, elem_id="examples")
+def build_demo(model: DemoModel) -> gr.Blocks:
+    """The app around `model`: the Continue, Inspect and Compress tabs, queued."""
+    intro = (f"# OmniByte\nOne small transformer that reads and writes raw bytes. Give it an image, a sound, text, "
+             f"an animated GIF or any file: it continues the bytes live, then a modality detector splits the result "
+             f"into segments and shows each as what it is, with where the model itself declared a boundary. "
+             f"Running on {model.description}.")
+    with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
+        gr.Markdown(intro, elem_id="intro")
+        if not model.trained:
+            gr.Markdown("⚠️ **These weights are untrained**: the output is random bytes. Set OMNIBYTE_MODEL to a "
+                        "checkpoint folder, or leave both variables unset to use the shipped checkpoint.",
+                        elem_id="untrained-warning")
+        with gr.Tab("Continue", id="continue-tab"):
+            with gr.Row():
+                with gr.Column(scale=2):
+                    upload = gr.File(label=f"Upload a file: image, sound, text, animated GIF or anything "
+                                           f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath", elem_id="upload")
+                    raw = gr.Checkbox(label="Raw bytes: feed the file unchanged (no conversion, no modality tag)",
+                                      elem_id="raw")
+                    share = gr.Slider(0, 100, value=50, step=1, label="Prompt share of an image, sound, video or raw file (%)",
+                                      info="An image keeps whole pixel rows, a sound its first part, a video whole frames; "
+                                           "text is always kept whole.", elem_id="share")
+                    text = gr.Textbox(label="Text: a caption, or text to continue", lines=2, elem_id="text",
+                                      placeholder="a red circle on a blue background")
+                    ask = gr.Dropdown(ASK_CHOICES, value="continue", label="Then ask the model for", elem_id="ask")
+                    prompt_info = gr.Markdown(label="Prompt summary", show_label=False, elem_id="prompt-info")
+                    prompt_preview = gr.HTML(label="Prompt preview", elem_id="prompt-preview")
+                    with gr.Accordion("Sampling", open=False):
+                        max_bytes = gr.Slider(1, MAX_BYTES, value=DEFAULT_BYTES, step=1, label="Max bytes",
+                                              info="Set to what finishes the part when the prompt changes.",
+                                              elem_id="max-bytes")
+                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = always the likeliest)",
+                                                elem_id="temperature")
+                        top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
+                        # 0.9: with the tail of unlikely bytes cut off, every one of 32 unconditional pictures and
+                        # sounds decodes (against 31% and 47% at 1; README, model card)
+                        top_p = gr.Slider(0.05, 1.0, value=0.9, step=0.01, label="Top-p (1 = off)", elem_id="top-p")
+                        seed = gr.Number(value=0, precision=0, label="Seed (same seed, same output; -1 = random)",
+                                         elem_id="seed")
+                        stop_at_end = gr.Checkbox(value=True, label="Stop where the model ends the document",
+                                                  elem_id="stop-at-end")
+                        guidance = gr.Slider(1, MAX_GUIDANCE, value=DEFAULT_GUIDANCE, step=0.5,
+                                             label="Caption guidance (1 = off)",
+                                             info="Follow a caption more closely: the model also reads the last part "
+                                                  "alone, and the difference is amplified. Twice the work per byte.",
+                                             elem_id="guidance")
+                        valid_utf8 = gr.Checkbox(value=True, label="Keep generated text valid UTF-8",
+                                                 info="Inside text parts, sample only bytes that keep the text decodable.",
+                                                 elem_id="valid-utf8")
+                        valid_media = gr.Checkbox(value=True, label="Keep generated pictures, sounds and videos well-formed",
+                                                  info="Force the bytes their formats fix (headers, frame markers, "
+                                                       "lengths); the pixels and samples are the model's.",
+                                                  elem_id="valid-media")
+                    with gr.Row():
+                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
+                        stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+                with gr.Column(scale=3):
+                    progress = gr.Markdown("Press **Generate**.", label="Progress", show_label=False, elem_id="progress")
+                    live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False, height=300,
+                                          elem_id="live-image")
+                    live_audio = gr.Audio(label="Live sound", interactive=False, visible=False, elem_id="live-audio")
+                    live_text = gr.HighlightedText(label="Live text", color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
+                                                   show_legend=True, visible=False, elem_id="live-text")
+                    byte_map = gr.HTML(label="Byte map", elem_id="byte-map")
+                    plot = gr.HTML(label="Surprisal plot", elem_id="surprisal-plot")
+                    segments = gr.HTML(label="Segments", elem_id="segments")
+                    download = gr.File(label="The whole stream (prompt + generated)", interactive=False, elem_id="download")
+            prompt_inputs = [upload, raw, share, text, ask]
+            gr.Examples(
+                examples=[
+                    [str(EXAMPLES / "red-circle.png"), False, 50, "", "continue"],
+                    [str(EXAMPLES / "melody.wav"), False, 50, "", "continue"],
+                    [str(EXAMPLES / "bytes.txt"), False, 100, "", "continue"],
+                    [str(EXAMPLES / "mixed.bin"), True, 70, "", "continue"],
+                    [None, False, 50, "a red circle on a blue background", "image"],
+                    [str(EXAMPLES / "moving-square.gif"), False, 50, "", "continue"],
+                ],
+                example_labels=["an image to continue", "a sound", "a text", "a mixed file (raw)",
+                                "a caption, then an image", "an animated GIF"],
+                inputs=prompt_inputs, elem_id="examples")
 
-        described = gr.State("")  # the inputs describe_prompt last answered for
-        description_outputs = [prompt_info, prompt_preview, max_bytes, described]
-        for trigger in (upload.change, raw.change, share.release, ask.change, text.change):
-            trigger(describe_prompt, [*prompt_inputs, described], description_outputs, show_progress="hidden")
-        run_event = generate_button.click(
-            run_generation, [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance,
-                             valid_utf8, valid_media],
-            [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
-            concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
-            api_name="generate", show_progress="minimal")
-        stop_button.click(None, None, None, cancels=[run_event])
+            described = gr.State("")  # the inputs describe_prompt last answered for
+            gr.on([upload.change, raw.change, share.release, ask.change, text.change], describe_prompt,
+                  [*prompt_inputs, described], [prompt_info, prompt_preview, max_bytes, described],
+                  show_progress="hidden", api_name="describe_prompt")
+            run_event = generate_button.click(
+                functools.partial(run_generation, model),
+                [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
+                 valid_media],
+                [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
+                concurrency_limit=CONCURRENT_GENERATIONS, concurrency_id="generate", time_limit=TIME_LIMIT_S + 60,
+                api_name="generate", show_progress="minimal")
+            stop_button.click(None, None, None, cancels=[run_event], api_visibility="private")
 
-    with gr.Tab("Compress", id="compress-tab"):
-        gr.Markdown(f"Lossless compression with the model: a range coder driven by its next-byte probabilities. "
-                    f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (the coder runs about 250 bytes/s per core; "
-                    f"`python -m omnibyte compress` takes any size). A compressed file restores on any machine "
-                    f"with the same model, here or with `python -m omnibyte decompress`, and never silently "
-                    f"wrong: it carries a checksum of the original.")
-        with gr.Row():
-            with gr.Column():
-                compress_upload = gr.File(label="A file to compress", type="filepath", elem_id="compress-upload")
-                compress_button = gr.Button("Compress", variant="primary", elem_id="compress")
-                compress_report = gr.Markdown(elem_id="compress-report")
-                compressed_file = gr.File(label="Compressed (.omb)", interactive=False, elem_id="compressed-file")
-            with gr.Column():
-                decompress_upload = gr.File(label="An .omb file to restore", type="filepath",
-                                            elem_id="decompress-upload")
-                decompress_button = gr.Button("Decompress", elem_id="decompress")
-                decompress_report = gr.Markdown(elem_id="decompress-report")
-                restored_file = gr.File(label="Restored", interactive=False, elem_id="restored-file")
-        compress_button.click(run_compress, compress_upload, [compress_report, compressed_file],
-                              concurrency_id="generate", time_limit=TIME_LIMIT_S + 60, api_name="compress")
-        decompress_button.click(run_decompress, decompress_upload, [decompress_report, restored_file],
-                                concurrency_id="generate", time_limit=TIME_LIMIT_S + 60, api_name="decompress")
+        with gr.Tab("Inspect", id="inspect-tab"):
+            gr.Markdown(f"Where one modality ends and the next begins, and which bytes surprise the model: the "
+                        f"modality detector splits any file (up to {MAX_INSPECT_BYTES // 1024} KiB here; "
+                        f"`python -m omnibyte detect` and `anomalies` take any size) and the model scores every "
+                        f"byte.")
+            with gr.Row():
+                with gr.Column(scale=2):
+                    inspect_upload = gr.File(label="A file to inspect", type="filepath", elem_id="inspect-upload")
+                    inspect_button = gr.Button("Inspect", variant="primary", elem_id="inspect")
+                    found_segments = gr.JSON(label="Segments found", elem_id="inspect-found")
+                with gr.Column(scale=3):
+                    inspect_map = gr.HTML(label="Byte map", elem_id="inspect-map")
+                    inspect_plot = gr.HTML(label="Surprisal plot", elem_id="inspect-plot")
+                    inspect_cards = gr.HTML(label="Segments", elem_id="inspect-segments")
+            inspect_button.click(functools.partial(run_inspect, model), inspect_upload,
+                                 [found_segments, inspect_map, inspect_plot, inspect_cards],
+                                 concurrency_id="generate", time_limit=TIME_LIMIT_S + 60, api_name="inspect")
+
+        with gr.Tab("Compress", id="compress-tab"):
+            gr.Markdown(f"Lossless compression with the model: a range coder driven by its next-byte probabilities. "
+                        f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (the coder runs about 250 bytes/s per core; "
+                        f"`python -m omnibyte compress` takes any size). A compressed file restores on any machine "
+                        f"with the same model, here or with `python -m omnibyte decompress`, and never silently "
+                        f"wrong: it carries a checksum of the original.")
+            with gr.Row():
+                with gr.Column():
+                    compress_upload = gr.File(label="A file to compress", type="filepath", elem_id="compress-upload")
+                    compress_button = gr.Button("Compress", variant="primary", elem_id="compress")
+                    compress_report = gr.Markdown(label="Compression report", show_label=False, elem_id="compress-report")
+                    compressed_file = gr.File(label="Compressed (.omb)", interactive=False, elem_id="compressed-file")
+                with gr.Column():
+                    decompress_upload = gr.File(label="An .omb file to restore", type="filepath",
+                                                elem_id="decompress-upload")
+                    decompress_button = gr.Button("Decompress", elem_id="decompress")
+                    decompress_report = gr.Markdown(label="Decompression report", show_label=False, elem_id="decompress-report")
+                    restored_file = gr.File(label="Restored", interactive=False, elem_id="restored-file")
+            compress_button.click(functools.partial(run_compress, model), compress_upload,
+                                  [compress_report, compressed_file], concurrency_id="generate",
+                                  time_limit=TIME_LIMIT_S + 60, api_name="compress")
+            decompress_button.click(functools.partial(run_decompress, model), decompress_upload,
+                                    [decompress_report, restored_file], concurrency_id="generate",
+                                    time_limit=TIME_LIMIT_S + 60, api_name="decompress")
+
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
+    return demo
 
 
-demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=CONCURRENT_GENERATIONS)
+def load_default_model() -> DemoModel:
+    """The shipped checkpoint, or what OMNIBYTE_MODEL / OMNIBYTE_PRESET name."""
+    return DemoModel.load(os.environ.get("OMNIBYTE_MODEL") or None, os.environ.get("OMNIBYTE_PRESET") or None)
 
 
-def launch(**overrides):
+@functools.cache
+def _default_demo() -> gr.Blocks:
+    return build_demo(load_default_model())
+
+
+def __getattr__(name: str):
+    # `app.demo`, as Spaces and `gradio app.py` find it, is built (and the model loaded) on first
+    # use, so importing app.py to call build_demo with another model loads nothing
+    if name == "demo":
+        return _default_demo()
+    raise AttributeError(f"module 'app' has no attribute {name!r}")
+
+
+def launch(demo: gr.Blocks | None = None, **overrides):
     """Serve the demo: uploads over the cap are refused by the server before they are read."""
     # show_error: a value Gradio itself cannot read (a seed of "abc") is reported, not hidden
     settings = dict(max_file_size=MAX_UPLOAD_BYTES, css=CSS, footer_links=["api", "gradio"], show_error=True)
-    return demo.launch(**{**settings, **overrides})
+    return (demo or _default_demo()).launch(**{**settings, **overrides})
 
 
 if __name__ == "__main__":

@@ -214,3 +214,65 @@ def test_download_names_from_users_stay_inside_the_output_folder(server):
         path = Path(app.save_output(b"data", name)).resolve()
         assert path.is_relative_to(app.OUTPUT_DIR.resolve()) and path.read_bytes() == b"data"
         assert path.parent.parent == app.OUTPUT_DIR.resolve()  # a fresh folder of its own, one level down
+
+
+def test_describe_prompt_and_inspect_are_named_endpoints(client, tmp_path):
+    summary, preview, max_bytes = client.predict(handle_file(str(EXAMPLES / "red-circle.png")), False, 50, "",
+                                                 "continue", api_name="/describe_prompt")
+    assert "continues **image**" in summary and "<img" in preview and max_bytes == 1536
+    found, byte_map, plot, cards = client.predict(handle_file(str(EXAMPLES / "mixed.bin")), api_name="/inspect")
+    assert len(found) >= 2 and found[0]["start"] == 0 and found[-1]["end"] == (EXAMPLES / "mixed.bin").stat().st_size
+    assert {"start", "end", "modality", "format", "confidence"} <= set(found[0])
+    assert "ob-bar-piece" in byte_map and "<svg" in plot and "data-modality" in cards
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    with pytest.raises(AppError, match="empty"):
+        client.predict(handle_file(str(empty)), api_name="/inspect")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * 70_000)
+    with pytest.raises(AppError, match="the limit is 65,536 bytes"):
+        client.predict(handle_file(str(big)), api_name="/inspect")
+
+
+def test_the_api_page_lists_only_named_endpoints_with_labelled_outputs():
+    # build_demo takes any model: a tiny untrained one here, and importing app loaded nothing
+    import app
+    from omnibyte.web.service import DemoModel
+    from tests.conftest import tiny_model
+
+    demo = app.build_demo(DemoModel(tiny_model(), "a tiny test model", trained=False))
+    _, url, _ = app.launch(demo, prevent_thread_lock=True, quiet=True)
+    try:
+        api = Client(url, verbose=False).view_api(return_format="dict", print_info=False)
+    finally:
+        demo.close()
+    assert set(api["named_endpoints"]) == {"/generate", "/describe_prompt", "/inspect", "/compress", "/decompress"}
+    assert not api["unnamed_endpoints"]
+    for name, endpoint in api["named_endpoints"].items():
+        labels = [p["label"] for p in endpoint["parameters"]] + [r["label"] for r in endpoint["returns"]]
+        assert all(label and not label.startswith("value_") for label in labels), (name, labels)
+    assert [r["label"] for r in api["named_endpoints"]["/generate"]["returns"]][:2] == ["Progress", "Live image"]
+
+
+def test_user_errors_says_what_to_fix_and_keeps_serving_after_a_bug():
+    import gradio as gr
+
+    import app
+    from omnibyte.errors import OmniByteError
+
+    @app.user_errors("testing")
+    def plain(kind):
+        raise OmniByteError("choose a file") if kind == "user" else ValueError("a bug")
+
+    @app.user_errors("testing")
+    def stream(kind):
+        yield 1
+        plain(kind)
+
+    for call in (plain, lambda kind: list(stream(kind))):
+        with pytest.raises(gr.Error) as user:
+            call("user")
+        assert user.value.message == "choose a file"
+        with pytest.raises(gr.Error) as bug:
+            call("bug")
+        assert bug.value.message == "internal error (ValueError: a bug); the app is still running"

@@ -7,6 +7,7 @@ RMSNorm -> rotary embeddings -> KV cache -> attention (any number of key/value h
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -242,6 +243,12 @@ class BytePredictor(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def fork(self) -> BytePredictor:
+        """A copy over the very same parameter tensors with its own modules, so its own KV cache:
+        another stream (a web visitor, guidance's unconditional pass) at no cost in weights."""
+        shared = {id(p): p for p in self.parameters()}
+        return copy.deepcopy(self, memo=shared)
+
     # --- checkpoints ---------------------------------------------------------------------------
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
@@ -287,7 +294,8 @@ class BytePredictor(nn.Module):
         for name, tensor in state.items():
             if tensor.shape != expected[name].shape:
                 raise OmniByteError(
-                    f"checkpoint {weights}: {name} has shape {tuple(tensor.shape)}, config says {tuple(expected[name].shape)}"
+                    f"checkpoint {weights}: {name} has shape {tuple(tensor.shape)}, "
+                    f"config says {tuple(expected[name].shape)}"
                 )
             if not tensor.is_floating_point():
                 raise OmniByteError(f"checkpoint {weights}: {name} is not a floating-point tensor")

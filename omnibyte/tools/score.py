@@ -1,8 +1,11 @@
 """How surprised the model is by each byte of a file: surprisal, next-byte entropy, bits per byte.
 
-Files are scored as raw bytes with DOC_START in front. A file longer than the context is cut
-into windows of `max_seq_len - 1` bytes, each scored on its own with DOC_START in front, so the
-first bytes of every window are predicted without the window before it.
+Two ways to cut what is longer than the context into windows:
+- `score_bytes`, for a file: raw bytes, each window of `max_seq_len - len(prefix)` bytes scored
+  on its own after the prefix (DOC_START, and evaluation's modality tag), so the first bytes of
+  every window are predicted without the window before it. Compression codes the same windows.
+- `score_tokens`, for a token stream that already holds its control tokens (the demo's prompt
+  plus what the model wrote): windows of the context overlapping by one token.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import torch
 from omnibyte.model.transformer import BytePredictor
 from omnibyte.vocab import ControlToken
 
-__all__ = ["ByteScores", "score_bytes"]
+__all__ = ["ByteScores", "score_bytes", "score_tokens"]
 
 
 @dataclass(frozen=True)
@@ -61,3 +64,26 @@ def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4,
                 surprisal[start:start + length] = picked[row].double().cpu().numpy()
                 entropy[start:start + length] = ent[row].double().cpu().numpy()
     return ByteScores(surprisal, entropy)
+
+
+def score_tokens(model: BytePredictor, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Surprisal of each token after the first, and the entropy of the prediction it was drawn from (bits).
+
+    A stream longer than the context is scored in windows of the context, each predicted from
+    the start of its window only.
+    """
+    tokens = [int(t) for t in tokens]
+    surprisal = np.zeros(len(tokens), dtype=np.float64)
+    entropy = np.zeros(len(tokens), dtype=np.float64)
+    window = model.config.max_seq_len
+    device = model.tok_embeddings.weight.device
+    with torch.inference_mode():
+        # windows overlap by one token, so every token from the second on is predicted once
+        for start in range(0, max(len(tokens) - 1, 0), window - 1):
+            idx = torch.tensor([tokens[start:start + window]], dtype=torch.long, device=device)
+            logprobs = torch.log_softmax(model(idx[:, :-1]), dim=-1)[0]  # (T-1, vocab)
+            picked = -logprobs.gather(-1, idx[0, 1:, None])[:, 0] / math.log(2)
+            spread = -(logprobs.exp() * logprobs).sum(-1) / math.log(2)
+            surprisal[start + 1:start + idx.size(1)] = picked.double().cpu().numpy()
+            entropy[start + 1:start + idx.size(1)] = spread.double().cpu().numpy()
+    return surprisal, entropy
