@@ -110,7 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-stop", action="store_true", help="keep going past a generated document end")
     gen.add_argument("--include-prompt", action="store_true", help="write the prompt bytes before the generated ones")
     gen.add_argument("--compile", action="store_true",
-                     help="torch.compile the PyTorch steps instead of using the Numba-compiled step (slower on this CPU)")
+                     help="torch.compile the PyTorch steps instead of using the Numba-compiled step "
+                          "(slower on this CPU)")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
 
     score = commands.add_parser("score", help="bits per byte of files under the model")
@@ -141,36 +142,42 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--top-p", type=_float, default=None, help="nucleus-truncate the samples (default: pure sampling)")
     ev.add_argument("--guidance", type=_float, default=1.0,
                     help="classifier-free guidance for the caption-conditioned samples (default 1 = off)")
-    ev.add_argument("--valid-utf8", action="store_true", help="keep sampled text to valid UTF-8 (a decoding constraint)")
+    ev.add_argument("--valid-utf8", action="store_true",
+                    help="keep sampled text to valid UTF-8 (a decoding constraint)")
     ev.add_argument("--valid-media", action="store_true",
-                    help="force the bytes the media formats fix (headers, frame markers, lengths; a decoding constraint)")
+                    help="force the bytes the media formats fix (headers, frame markers, lengths; "
+                         "a decoding constraint)")
     ev.add_argument("--skip-compression", action="store_true", help="only the samples, not the bits-per-byte table")
     ev.add_argument("--json", type=Path, metavar="OUT", help="also write the full report as JSON")
 
     tr = commands.add_parser("train", help="train a model on a corpus (resumes from --out if it holds a run)")
-    tr.add_argument("--corpus", type=Path, required=True, metavar="DIR", help="folder with train.tokens and val.tokens")
-    tr.add_argument("--out", type=Path, required=True, metavar="DIR", help="run folder: checkpoints, resume state, log")
-    tr.add_argument("--preset", default="demo", help="model config to train (default demo)")
-    tr.add_argument("--max-seq-len", type=_positive_int, default=None, help="override the preset's context")
-    tr.add_argument("--seq-len", type=_positive_int, default=1024, help="training window in tokens")
-    tr.add_argument("--batch-size", type=_positive_int, default=8, help="windows per step per process")
-    tr.add_argument("--max-steps", type=_positive_int, default=2000)
-    tr.add_argument("--max-minutes", type=_float, default=None, help="stop cleanly after this much wall-clock time")
-    tr.add_argument("--lr", type=_float, default=3e-3)
-    tr.add_argument("--min-lr", type=_float, default=3e-4)
-    tr.add_argument("--warmup-steps", type=int, default=100)
-    tr.add_argument("--eval-interval", type=_positive_int, default=200)
-    tr.add_argument("--eval-batches", type=_positive_int, default=8)
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--compile", action="store_true", help="torch.compile the training step")
+    # no defaults here: what is not given (on the command line, else in the recipe) is TrainConfig's
+    tr.add_argument("--recipe", type=Path, metavar="FILE",
+                    help="a TOML file of these options, keys as the long flags with _ for - (recipes/); "
+                         "flags given on the command line override it")
+    tr.add_argument("--corpus", type=Path, metavar="DIR", help="folder with train.tokens and val.tokens (required)")
+    tr.add_argument("--out", type=Path, metavar="DIR", help="run folder: checkpoints, resume state, log (required)")
+    tr.add_argument("--preset", help="model config to train (default demo)")
+    tr.add_argument("--max-seq-len", type=_positive_int, help="override the preset's context")
+    tr.add_argument("--seq-len", type=_positive_int, help="training window in tokens")
+    tr.add_argument("--batch-size", type=_positive_int, help="windows per step per process")
+    tr.add_argument("--max-steps", type=_positive_int, help="steps of the learning-rate schedule")
+    tr.add_argument("--max-minutes", type=_float, help="stop cleanly after this much wall-clock time")
+    tr.add_argument("--lr", type=_float, help="peak learning rate")
+    tr.add_argument("--min-lr", type=_float, help="learning rate at the end of the cosine decay")
+    tr.add_argument("--warmup-steps", type=int)
+    tr.add_argument("--eval-interval", type=_positive_int, help="steps between held-out evaluations")
+    tr.add_argument("--eval-batches", type=_positive_int, help="held-out batches per evaluation")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--compile", action="store_true", default=None, help="torch.compile the training step")
     tr.add_argument("--init", type=Path, metavar="DIR", help="start from this checkpoint's weights and config "
                     "(fine-tuning) instead of the preset's random ones")
-    tr.add_argument("--mix", type=_mix_part, action="append", default=[], metavar="DIR:SHARE",
+    tr.add_argument("--mix", type=_mix_part, action="append", metavar="DIR:SHARE",
                     help="also draw this share of training windows from another corpus's train.tokens "
                          "(repeatable; --corpus gets the rest and its held-out split is the one evaluated)")
-    tr.add_argument("--align-documents", action="store_true",
+    tr.add_argument("--align-documents", action="store_true", default=None,
                     help="start every training window at a document start, so captions stay in view")
-    tr.add_argument("--align-mix-only", action="store_true",
+    tr.add_argument("--align-mix-only", action="store_true", default=None,
                     help="with --align-documents, align only the --mix corpora's windows: --corpus windows "
                          "start anywhere, so every part of its documents longer than --seq-len is trained")
     tr.add_argument("--no-resume", action="store_true", help="start over even if --out holds a run")
@@ -195,7 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     decomp.add_argument("output", type=Path, metavar="OUT")
     decomp.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    anomalies = commands.add_parser("anomalies", help="regions of a file the model finds far more surprising than the rest")
+    anomalies = commands.add_parser("anomalies",
+                                    help="regions of a file the model finds far more surprising than the rest")
     _add_model_options(anomalies)
     anomalies.add_argument("file", type=Path, metavar="FILE")
     anomalies.add_argument("--json", action="store_true", help='print {"path", "regions": [{"start", "end", "score"}]}')
@@ -236,7 +244,8 @@ def _prompt_parts(args: argparse.Namespace) -> list[tuple[Modality | None, bytes
                 print(f"{PROG}: {args.prompt_file}: {note}", file=sys.stderr)
             modality, data = native.modality, native.data
         if len(data) > MAX_PROMPT_TOKENS:  # the model reads no more than its context of it anyway
-            print(f"{PROG}: {args.prompt_file}: {len(data):,} bytes; only the last {MAX_PROMPT_TOKENS:,} are the prompt",
+            print(f"{PROG}: {args.prompt_file}: {len(data):,} bytes; "
+                  f"only the last {MAX_PROMPT_TOKENS:,} are the prompt",
                   file=sys.stderr)
             data = data[-MAX_PROMPT_TOKENS:]
         parts.append((modality, data))
@@ -465,22 +474,69 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# what a recipe may set: train's options, by their long names with _ for -
+RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "seq_len", "batch_size", "max_steps", "max_minutes", "lr",
+               "min_lr", "warmup_steps", "eval_interval", "eval_batches", "seed", "compile", "init", "mix",
+               "align_documents", "align_mix_only", "threads")
+
+
+def read_recipe(path: Path, parser: argparse.ArgumentParser) -> dict[str, object]:
+    """A training recipe: a TOML table of train's options, each checked as the flag would be."""
+    import tomllib
+
+    try:
+        recipe = tomllib.loads(read_file(path, limit=1 << 20, name=f"the recipe {str(path)!r}").decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise OmniByteError(f"the recipe {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = sorted(set(recipe) - set(RECIPE_KEYS))
+    if unknown:
+        raise OmniByteError(f"the recipe {str(path)!r} sets {', '.join(unknown)}, which train does not take; "
+                            f"it may set {', '.join(RECIPE_KEYS)}")
+    # the same checks as on the command line: each value goes through its flag's parser
+    argv = []
+    for key, value in recipe.items():
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            if value:
+                argv.append(flag)
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            argv += [flag, str(item)]
+    try:
+        checked = parser.parse_args(["train", *argv])
+    except SystemExit:
+        raise OmniByteError(f"the recipe {str(path)!r} has a value train refuses (the message above says which)") \
+            from None
+    return {key: getattr(checked, key) for key in recipe}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
     from omnibyte.training.train import TrainConfig, train
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    overrides = {"max_seq_len": args.max_seq_len} if args.max_seq_len else {}
-    cfg = TrainConfig(train_tokens=str(args.corpus / "train.tokens"), val_tokens=str(args.corpus / "val.tokens"),
-                      out_dir=str(args.out), preset=args.preset, model_overrides=overrides, seq_len=args.seq_len,
-                      batch_size=args.batch_size, max_steps=args.max_steps, lr=args.lr, min_lr=args.min_lr,
-                      warmup_steps=args.warmup_steps, eval_interval=args.eval_interval,
-                      eval_batches=args.eval_batches, seed=args.seed, compile=args.compile,
-                      max_minutes=args.max_minutes, init_from=str(args.init) if args.init else None,
-                      mix=[(str(folder / "train.tokens"), share) for folder, share in args.mix],
-                      align_documents=args.align_documents, align_main_corpus=not args.align_mix_only)
+    settings = read_recipe(args.recipe, build_parser()) if args.recipe else {}
+    settings.update({key: getattr(args, key) for key in RECIPE_KEYS if getattr(args, key) is not None})
+    missing = [key for key in ("corpus", "out") if settings.get(key) is None]
+    if missing:
+        raise OmniByteError(f"train needs {' and '.join('--' + key for key in missing)} (on the command line or "
+                            f"in the recipe)")
+    if settings.get("threads"):
+        torch.set_num_threads(settings["threads"])
+    corpus = Path(settings["corpus"])
+    given = {key: settings[key] for key in ("preset", "seq_len", "batch_size", "max_steps", "lr", "min_lr",
+                                            "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
+                                            "max_minutes", "align_documents") if settings.get(key) is not None}
+    if settings.get("max_seq_len"):
+        given["model_overrides"] = {"max_seq_len": settings["max_seq_len"]}
+    if settings.get("init"):
+        given["init_from"] = str(settings["init"])
+    if settings.get("mix"):
+        given["mix"] = [(str(Path(folder) / "train.tokens"), share) for folder, share in settings["mix"]]
+    if settings.get("align_mix_only"):
+        given["align_main_corpus"] = False
+    cfg = TrainConfig(train_tokens=str(corpus / "train.tokens"), val_tokens=str(corpus / "val.tokens"),
+                      out_dir=str(settings["out"]), **given)
     result = train(cfg, resume=not args.no_resume, progress=not args.quiet)
     print(json.dumps(result), file=sys.stderr)
     return 0

@@ -175,3 +175,39 @@ def test_a_run_can_start_from_a_checkpoints_weights(tmp_path):
     # the checkpoint's config, not the preset's; its weights, so its loss, not a random model's
     assert BytePredictor.from_pretrained(tmp_path / "tuned").config == start.config
     assert tuned["val_loss"] == pytest.approx(first["val_loss"], abs=0.05)
+
+
+def test_a_recipe_file_sets_the_run_and_the_command_line_overrides_it(tmp_path, monkeypatch, capsys):
+    from omnibyte.cli import main
+
+    corpus = write_corpus(tmp_path / "corpus")
+    write_corpus(tmp_path / "other", seed=1)
+    recipe = tmp_path / "run.toml"
+    recipe.write_text(f'corpus = "{corpus}"\nout = "{tmp_path / "run"}"\npreset = "tiny"\nseq_len = 32\n'
+                      f'batch_size = 2\nmax_steps = 50\nwarmup_steps = 1\neval_interval = 3\neval_batches = 1\n'
+                      f'mix = ["{tmp_path / "other"}:0.25"]\nalign_documents = true\nlr = 1e-3\nmin_lr = 1e-4\n')
+    seen = {}
+    monkeypatch.setattr(train_module, "train", lambda cfg, resume, progress: seen.update(cfg=cfg) or {})
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.update(threads=n))  # recipes set 1
+    assert main(["train", "--recipe", str(recipe), "--max-steps", "4", "--quiet"]) == 0
+    cfg = seen["cfg"]
+    assert (cfg.max_steps, cfg.seq_len, cfg.preset, cfg.lr, cfg.align_documents) == (4, 32, "tiny", 1e-3, True)
+    assert cfg.mix == [(str(tmp_path / "other" / "train.tokens"), 0.25)] and cfg.out_dir == str(tmp_path / "run")
+    assert cfg.weight_decay == TrainConfig.weight_decay  # what neither sets is TrainConfig's own
+    # the committed recipes name only options train takes, with values it accepts
+    for committed in sorted((ROOT / "recipes").glob("*.toml")):
+        seen.clear()
+        assert main(["train", "--recipe", str(committed), "--quiet"]) == 0 and seen["cfg"].max_steps > 0
+
+
+def test_a_bad_recipe_is_refused_with_what_is_wrong(tmp_path, capsys):
+    from omnibyte.cli import main
+
+    cases = {"unknown.toml": ('corpus = "c"\nout = "o"\nlearning_rate = 1\n', "sets learning_rate, which train"),
+             "broken.toml": ("corpus = \n", "is not valid TOML"),
+             "value.toml": ('corpus = "c"\nout = "o"\nmax_steps = -3\n', "has a value train refuses"),
+             "missing.toml": ('seq_len = 32\n', "train needs --corpus and --out")}
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["train", "--recipe", str(tmp_path / name)]) != 0
+        assert message in capsys.readouterr().err, name
