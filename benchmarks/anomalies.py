@@ -264,14 +264,16 @@ def evaluate(cases: list[Case], settings: AnomalySettings) -> dict:
                         f"runs/{case.modality}"):
                 found.setdefault(key, []).append(hit)
     clean = [c for c in cases if c.kind == "clean"]
-    clean_with_regions = sum(bool(find_regions(c.surprisal, settings, c.context_starts, c.header_size).regions) for c in clean)
+    clean_with_regions = sum(bool(find_regions(c.surprisal, settings, c.context_starts, c.header_size).regions)
+                             for c in clean)
     return {
         "precision": right / (right + wrong) if right + wrong else 1.0,
         "regions_right": right,
         "regions_wrong": wrong,
         "clean_files_with_regions": clean_with_regions,
         "clean_files": len(clean),
-        "recall": {key: {"found": int(sum(v)), "of": len(v), "share": sum(v) / len(v)} for key, v in sorted(found.items())},
+        "recall": {key: {"found": int(sum(v)), "of": len(v), "share": sum(v) / len(v)}
+                   for key, v in sorted(found.items())},
         "header_flip_false_regions": flip_false,
     }
 
@@ -371,7 +373,8 @@ def main() -> None:
     files = corpus_files(args.corpus, args.files, args.seed)
     from omnibyte.tools.compress import model_fingerprint
 
-    key = {"seed": args.seed, "files": [str(p) for m in files.values() for p in m], "model": model_fingerprint(model).hex()}
+    key = {"seed": args.seed, "files": [str(p) for m in files.values() for p in m],
+           "model": model_fingerprint(model).hex()}
     started = time.perf_counter()
     cached = load_cases(args.cache, key) if args.cache else None
     if cached is None:

@@ -172,8 +172,9 @@ def markdown(result: dict) -> str:
     v = f"v{PREVIOUS}"
     lines += ["", f"Version {CURRENT} (the deterministic step) beside version {PREVIOUS} (the fast-math compiled step, "
                   "this CPU only), same files, same run:", "",
-              f"| modality | model estimate (bits/byte) | payload vs estimate (v{CURRENT} / {v}) | container vs estimate | "
-              f"v{CURRENT} container vs {v} | round trip exact (v{CURRENT} / {v}) | generic target: round trip / same file "
+              f"| modality | model estimate (bits/byte) | payload vs estimate (v{CURRENT} / {v}) "
+              f"| container vs estimate | v{CURRENT} container vs {v} | round trip exact (v{CURRENT} / {v}) "
+              "| generic target: round trip / same file "
               f"| compress B/s (v{CURRENT} / {v}) | decompress B/s (v{CURRENT} / {v}) |",
               "|---|---|---|---|---|---|---|---|---|"]
     for modality, s in result["modalities"].items():

@@ -145,7 +145,8 @@ def main() -> None:
           f"{args.bytes} bytes per run")
     print(f"{'decoder':<34} {'bytes/s':>9} {'vs transformers':>16}")
     for key, value in results.items():
-        if key.startswith(("cached", "uncached", "batch", "torch_compile", "transformers")) and "seconds" not in key and value:
+        if (key.startswith(("cached", "uncached", "batch", "torch_compile", "transformers")) and "seconds" not in key
+                and value):
             ratio = f"{value / base:.2f}x" if base else "-"
             print(f"{key:<34} {value:>9,.0f} {ratio:>16}")
     print("compiled step alone, ms at position:",

@@ -228,7 +228,8 @@ def _frames(rng: np.random.Generator, n: int, h: int, w: int) -> np.ndarray:
 def _ffmpeg(y4m: bytes, fmt: str) -> bytes | None:
     if shutil.which("ffmpeg") is None:
         return None
-    codec = {"avi": ["-c:v", "mjpeg", "-q:v", "5"], "mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
+    codec = {"avi": ["-c:v", "mjpeg", "-q:v", "5"],
+             "mp4": ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"],
              "webm": ["-c:v", "libvpx", "-b:v", "200k", "-deadline", "realtime"]}[fmt]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"v.{fmt}"
@@ -278,7 +279,8 @@ def _zip(rng: np.random.Generator, texts: list[bytes]) -> bytes:
     with zipfile.ZipFile(buf, "w", method) as z:
         for i in range(int(rng.integers(1, 4))):
             info = zipfile.ZipInfo(f"file{i}.txt", date_time=(2024, 1, 1, 0, 0, 0))
-            z.writestr(info, texts[int(rng.integers(len(texts)))][: int(rng.integers(500, 20000))], compress_type=method)
+            z.writestr(info, texts[int(rng.integers(len(texts)))][: int(rng.integers(500, 20000))],
+                       compress_type=method)
     return buf.getvalue()
 
 
@@ -305,8 +307,9 @@ def _audio_file(rng: np.random.Generator, fmt: str) -> bytes:
     rate = int(rng.choice([8000, 11025, 16000, 22050]))
     x = _sound(rng, rate, float(rng.uniform(0.2, 1.0)))
     buf = io.BytesIO()
-    subtype = {"wav": str(rng.choice(["PCM_U8", "PCM_16"])), "aiff": "PCM_16", "au": str(rng.choice(["PCM_16", "ULAW"])),
-               "flac": "PCM_16", "ogg": "VORBIS", "mp3": "MPEG_LAYER_III"}[fmt]
+    subtype = {"wav": str(rng.choice(["PCM_U8", "PCM_16"])), "aiff": "PCM_16",
+               "au": str(rng.choice(["PCM_16", "ULAW"])), "flac": "PCM_16", "ogg": "VORBIS",
+               "mp3": "MPEG_LAYER_III"}[fmt]
     sf.write(buf, x, rate, format={"ogg": "OGG", "mp3": "MP3"}.get(fmt, fmt.upper()), subtype=subtype)
     if fmt == "ogg":  # libsndfile draws the stream's serial number at random: fix it, for reproducible
         # samples (from the sound itself, so that the other samples' draws stay as they were)
@@ -375,7 +378,7 @@ def build_singles(seed: int) -> list[Sample]:
             y4m = _y4m(_frames(rng, int(rng.integers(4, 10)), 32, 48), "420jpeg")
             video = _ffmpeg(y4m, fmt)
             if video is None:
-                warnings.warn(f"ffmpeg missing or failed: no {fmt} samples")
+                warnings.warn(f"ffmpeg missing or failed: no {fmt} samples", stacklevel=2)
                 break
             samples.append(Sample(f"{fmt}-{i}", fmt, "video", video))
     for i in range(per):
@@ -389,7 +392,8 @@ def build_singles(seed: int) -> list[Sample]:
     for i in range(per):
         samples.append(Sample(f"zip-{i}", "zip", "binary", _zip(rng, texts)))
         samples.append(Sample(f"gzip-{i}", "gzip", "binary",
-                              gzip.compress(texts[int(rng.integers(len(texts)))][: int(rng.integers(300, 30000))], mtime=0)))
+                              gzip.compress(texts[int(rng.integers(len(texts)))][: int(rng.integers(300, 30000))],
+                                            mtime=0)))
         samples.append(Sample(f"pdf-{i}", "pdf", "binary", _pdf(rng)))
         samples.append(Sample(f"sqlite-{i}", "sqlite", "binary", _sqlite(rng)))
     return samples
@@ -438,10 +442,10 @@ _SIZE_FIELDS = {
     "zip": (lambda d: [d.rfind(b"PK\x05\x06") + 16], "<I"), "gzip": (lambda d: [len(d) - 4], "<I"),
     "pdf": (lambda d: [d.rfind(b"startxref") + 10], "4s"), "sqlite": (lambda d: [28], ">I"),
 }
-_MAGIC_SPAN = {"bmp": (0, 2), "png": (0, 8), "jpeg": (0, 3), "gif": (0, 6), "tiff": (0, 4), "webp": (0, 4), "ppm": (0, 2),
-               "wav": (0, 4), "aiff": (0, 4), "au": (0, 4), "flac": (0, 4), "ogg": (0, 4), "mp3": (0, 2), "y4m": (0, 9),
-               "avi": (0, 4), "mp4": (4, 8), "webm": (0, 4), "elf": (0, 4), "zip": (0, 4), "gzip": (0, 2), "pdf": (0, 5),
-               "sqlite": (0, 16)}
+_MAGIC_SPAN = {"bmp": (0, 2), "png": (0, 8), "jpeg": (0, 3), "gif": (0, 6), "tiff": (0, 4), "webp": (0, 4),
+               "ppm": (0, 2), "wav": (0, 4), "aiff": (0, 4), "au": (0, 4), "flac": (0, 4), "ogg": (0, 4),
+               "mp3": (0, 2), "y4m": (0, 9), "avi": (0, 4), "mp4": (4, 8), "webm": (0, 4), "elf": (0, 4),
+               "zip": (0, 4), "gzip": (0, 2), "pdf": (0, 5), "sqlite": (0, 16)}
 DAMAGE_KINDS = ("size", "magic", "noise")
 
 
@@ -476,7 +480,8 @@ def damage(sample: Sample, kind: str, rng: np.random.Generator) -> bytes:
 def build_sets(seed: int) -> dict[str, list[Sample]]:
     rng = np.random.default_rng(seed + 1)
     singles = build_singles(seed)
-    truncated = [Sample(s.name + "-cut", s.format, s.modality, s.data[: max(8, int(len(s.data) * rng.uniform(0.3, 0.6)))])
+    truncated = [Sample(s.name + "-cut", s.format, s.modality,
+                        s.data[: max(8, int(len(s.data) * rng.uniform(0.3, 0.6)))])
                  for s in singles]
     damaged = [Sample(f"{s.name}-{kind}", s.format, s.modality, damage(s, kind, rng))
                for s in singles for kind in DAMAGE_KINDS]
@@ -717,7 +722,8 @@ def run(seed: int, speed_mb: int, windowed: bool) -> dict:
     print(f"built the set in {time.perf_counter() - started:.1f} s: "
           + ", ".join(f"{len(v)} {k}" for k, v in {**sets, **mixed}.items()), file=sys.stderr)
     tools = Tools()
-    results: dict = {"seed": seed, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+    results: dict = {"seed": seed,
+                     "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                      "tolerance_bytes": TOLERANCE, "files": {}, "streams": {}, "speed": {}}
     for tool in tools.names:
         results["files"][tool] = {name: score_files(tools, tool, sets[name]) for name in FILE_SETS}
@@ -780,14 +786,17 @@ def markdown(r: dict) -> str:
     lines += ["", "Files: " + ", ".join(f"{v} {k}" for k, v in sizes.items())
               + ". OmniByte's format accuracy (largest segment): "
               + ", ".join(f"{n} {r['files']['OmniByte'][n]['format_accuracy']:.1%}" for n in FILE_SETS)
-              + f"; single files reported as exactly one segment: {r['files']['OmniByte']['single']['one_segment']:.1%}.",
-              "", "Mixed streams: boundary precision / recall / F1, and the share of bytes given the right modality:", "",
+              + ("; single files reported as exactly one segment: "
+                 f"{r['files']['OmniByte']['single']['one_segment']:.1%}."),
+              "",
+              "Mixed streams: boundary precision / recall / F1, and the share of bytes given the right modality:", "",
               "| tool | " + " | ".join(STREAM_SETS) + " |", "|---" * (len(STREAM_SETS) + 1) + "|"]
     for variant, sets in r["streams"].items():
         lines.append(f"| {variant} | " + " | ".join(
             f"P {s['precision']:.2f} R {s['recall']:.2f} **F1 {s['f1']:.2f}**, bytes {s['byte_share']:.1%}"
             for s in (sets[n] for n in STREAM_SETS)) + " |")
-    counts = {n: (r["streams"]["OmniByte"][n]["streams"], r["streams"]["OmniByte"][n]["boundaries"]) for n in STREAM_SETS}
+    counts = {n: (r["streams"]["OmniByte"][n]["streams"], r["streams"]["OmniByte"][n]["boundaries"])
+              for n in STREAM_SETS}
     lines += ["", "Streams (boundaries): " + ", ".join(f"{k} {a} ({b})" for k, (a, b) in counts.items()), "",
               "Targets:", ""]
     lines += [f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in r["targets"].items()]

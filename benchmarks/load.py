@@ -63,7 +63,10 @@ def main() -> None:
                 break
             except Exception:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit(f"the app did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}")
+                    raise SystemExit(
+                        "the app did not start: "
+                        f"{server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
+                    ) from None
                 time.sleep(0.5)
         before = rss_mib(server.pid)
         peak = [before]

@@ -76,7 +76,8 @@ def main() -> None:
     print(f"{'kv heads':>8} {'params MiB':>11} {'KV cache MiB':>13} {'params+cache MiB':>17} {'peak RSS MiB':>13}")
     for r in rows:
         print(f"{r['n_kv_heads']:>8} {r['parameter_bytes'] / mib:>11.1f} {r['kv_cache_bytes'] / mib:>13.1f} "
-              f"{(r['parameter_bytes'] + r['kv_cache_bytes']) / mib:>17.1f} {r['peak_rss_above_baseline_bytes'] / mib:>13.1f}")
+              f"{(r['parameter_bytes'] + r['kv_cache_bytes']) / mib:>17.1f} "
+              f"{r['peak_rss_above_baseline_bytes'] / mib:>13.1f}")
     summary = {
         "kv_cache_reduction": 1 - gqa["kv_cache_bytes"] / mha["kv_cache_bytes"],
         "params_plus_cache_reduction": 1 - (gqa["parameter_bytes"] + gqa["kv_cache_bytes"])

@@ -190,7 +190,7 @@ def pattern_model():
     model = tiny_model(seed=0).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     stream = torch.tensor(list(PATTERN * 8), dtype=torch.long)
-    for step in range(100):
+    for _ in range(100):
         offsets = torch.randint(0, 16, (8,))
         batch = torch.stack([stream[o:o + 64] for o in offsets])  # (8, 64)
         logits = model(batch[:, :-1])

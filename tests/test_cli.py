@@ -42,8 +42,8 @@ def test_generate_writes_the_generated_bytes(capsys, checkpoint, tmp_path):
 def test_generate_with_guidance_and_valid_text(capsys, checkpoint, tmp_path):
     out_file = tmp_path / "out.txt"
     code, _, _ = run(capsys, "generate", "--model", checkpoint, "--text", "a red circle", "--modality", "text",
-                     "--guidance", 3, "--valid-utf8", "--valid-media", "--temperature", 1.5, "--max-bytes", 60, "--seed", 2,
-                     "--no-stop", "-o", out_file, "--quiet")
+                     "--guidance", 3, "--valid-utf8", "--valid-media", "--temperature", 1.5, "--max-bytes", 60,
+                     "--seed", 2, "--no-stop", "-o", out_file, "--quiet")
     assert code == 0 and len(out_file.read_bytes()) == 60
 
 

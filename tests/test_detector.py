@@ -62,13 +62,15 @@ def native_bmp() -> bytes:
 
 
 def native_wav() -> bytes:
-    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 4036, b"WAVE", b"fmt ", 16, 1, 1, 8000, 8000, 1, 8, b"data", 4000)
+    header = struct.pack("<4sI4s4sIHHIIHH4sI", b"RIFF", 4036, b"WAVE", b"fmt ", 16, 1, 1, 8000, 8000, 1, 8,
+                         b"data", 4000)
     return header + pcm_u8()
 
 
 def native_y4m() -> bytes:
     frames = [picture(16, 16)[:, :, 0] // 2 + 8 * i for i in range(8)]
-    return b"YUV4MPEG2 W16 H16 F8:1 Ip A1:1 Cmono\n" + b"".join(b"FRAME\n" + f.astype(np.uint8).tobytes() for f in frames)
+    return (b"YUV4MPEG2 W16 H16 F8:1 Ip A1:1 Cmono\n"
+            + b"".join(b"FRAME\n" + f.astype(np.uint8).tobytes() for f in frames))
 
 
 def animated_gif() -> bytes:
@@ -84,7 +86,8 @@ def box(kind: bytes, body: bytes) -> bytes:
 
 def mp4() -> bytes:
     hdlr = box(b"hdlr", bytes(8) + b"vide" + bytes(12) + b"VideoHandler\x00")
-    return box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2") + box(b"moov", box(b"trak", hdlr)) + box(b"mdat", RNG.bytes(900))
+    return (box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2") + box(b"moov", box(b"trak", hdlr))
+            + box(b"mdat", RNG.bytes(900)))
 
 
 def webm() -> bytes:
@@ -317,7 +320,8 @@ def test_a_damaged_bmp_depth_is_read_from_the_file_size_field(depth_byte):
     caption = b"a blue square on a red background"
     bmp = put(native_bmp(), 28, bytes([depth_byte]))
     text, image = DETECTOR.detect_bytes(caption + bmp)
-    assert (text.end, image.start, image.end, image.format) == (len(caption), len(caption), len(caption) + len(bmp), "bmp")
+    assert ((text.end, image.start, image.end, image.format)
+            == (len(caption), len(caption), len(caption) + len(bmp), "bmp"))
     assert "bad bits per pixel" in image.reason and image.confidence < 0.95
 
 
@@ -366,7 +370,8 @@ def test_a_stray_byte_inside_text_keeps_one_text_segment():
 
 @pytest.mark.parametrize("text", ["我们在这里讨论字节级别的变换器模型，它可以同时处理文本。" * 3,
                                   "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 2,
-                                  "def f(x):\n    return {'a': [x, 2, 3]}\n" * 5, "<html><body><p>hi there</p></body></html>\n" * 4])
+                                  "def f(x):\n    return {'a': [x, 2, 3]}\n" * 5,
+                                  "<html><body><p>hi there</p></body></html>\n" * 4])
 def test_text_in_any_script_or_code_or_markup_is_text(text):
     [segment] = DETECTOR.detect_bytes(text.encode())
     assert segment.modality is Modality.TEXT
@@ -432,8 +437,10 @@ def test_libmagic_names_what_no_rule_knows():
 NUMBERS_CSV = b"".join(b"%d, 0x%016x, %.6f\n" % (i, (i * 0x9E3779B97F4A7C15) % (1 << 64), i / 7) for i in range(300))
 MESSAGES = ("Файл не найден: проверьте путь и повторите попытку. Сохранить изменения перед выходом?\n"
             "Не удалось открыть соединение с сервером; повторите попытку позже.\n") * 8
-JAPANESE = "".join(f"{i}. ファイル「data{i}.txt」が見つかりません。パスを確認して、もう一度お試しください。\n" for i in range(12))
-CHINESE = "".join(f"{i}. 找不到檔案「data{i}.txt」：請檢查路徑後再試一次。是否要在離開前儲存變更？\n" for i in range(12))
+JAPANESE = "".join(f"{i}. ファイル「data{i}.txt」が見つかりません。"
+                   "パスを確認して、もう一度お試しください。\n" for i in range(12))
+CHINESE = "".join(f"{i}. 找不到檔案「data{i}.txt」：請檢查路徑後再試一次。"
+                  "是否要在離開前儲存變更？\n" for i in range(12))
 
 
 def whole_text(data: bytes) -> Segment:
@@ -481,7 +488,8 @@ def test_text_in_a_legacy_encoding_is_text_reported_with_its_encoding(text, code
 
 def test_xml_in_big5_is_text_named_xml():
     data = ('<?xml version="1.0" encoding="Big5"?>\n<catalogue>\n'
-            + "".join(f"  <message>{line}</message>\n" for line in CHINESE.splitlines()) + "</catalogue>\n").encode("big5")
+            + "".join(f"  <message>{line}</message>\n" for line in CHINESE.splitlines())
+            + "</catalogue>\n").encode("big5")
     segment = whole_text(data)
     assert (segment.format, segment.encoding) == ("xml", "big5")
 
@@ -525,10 +533,14 @@ def gettext_catalogue() -> bytes:
     count, header = len(pairs), 28
     strings_at = header + 16 * count
     originals, translations, blob, pos = [], [], b"", strings_at
-    for source, target in pairs:
-        originals.append((len(source), pos)); blob += source + b"\x00"; pos += len(source) + 1
-    for source, target in pairs:
-        translations.append((len(target), pos)); blob += target + b"\x00"; pos += len(target) + 1
+    for source, _ in pairs:
+        originals.append((len(source), pos))
+        blob += source + b"\x00"
+        pos += len(source) + 1
+    for _, target in pairs:
+        translations.append((len(target), pos))
+        blob += target + b"\x00"
+        pos += len(target) + 1
     tables = b"".join(struct.pack("<II", *e) for e in originals + translations)
     return struct.pack("<7I", 0x950412DE, 0, count, header, header + 8 * count, 0, 0) + tables + blob
 

@@ -21,7 +21,8 @@ from omnibyte.tools.compress import FREQ_SCALE, prefix_tokens
 
 F = np.float32
 FILES = {Modality.TEXT: "Grüße aus Zürich, byte for byte.".encode(), Modality.IMAGE: bytes(range(0, 250, 9)),
-         Modality.AUDIO: bytes(128 + int(90 * np.sin(i / 3)) for i in range(28)), Modality.VIDEO: b"FRAME\n" + bytes(22),
+         Modality.AUDIO: bytes(128 + int(90 * np.sin(i / 3)) for i in range(28)),
+         Modality.VIDEO: b"FRAME\n" + bytes(22),
          Modality.BINARY: bytes(np.random.default_rng(0).integers(0, 256, 28, dtype=np.uint8))}
 
 
@@ -101,7 +102,8 @@ def reference_logits(step: DeterministicStep, tokens: np.ndarray) -> np.ndarray:
             heads = qkv[:, :n_qk * hd].reshape(batch, n_qk, hd)
             scale = F(1.0) / np.sqrt(lane_sum(heads * heads) / F(hd) + step.weights.eps)  # (B, n_qk)
             qk = scale[..., None] * (heads * step.weights.qk_gain[layer] * step.cos[pos]
-                                     + heads[..., step.weights.rotated] * step.weights.qk_gain_rotated[layer] * step.sin[pos])
+                                     + heads[..., step.weights.rotated] * step.weights.qk_gain_rotated[layer]
+                                       * step.sin[pos])
             keys[layer, :, :, pos] = qk[:, n_heads:]
             values[layer, :, :, pos] = qkv[:, n_qk * hd:].reshape(batch, n_kv, hd)
             q = qk[:, :n_heads].reshape(batch, n_kv, group, hd)

@@ -378,7 +378,8 @@ def test_decompressing_arbitrary_bytes_is_refused_with_omnibyte_error(fuzz_model
 @given(data=st.data())
 def test_a_damaged_container_never_decompresses_to_wrong_bytes(fuzz_model, containers, data):
     blob, original = data.draw(st.sampled_from(containers))
-    check_decompress(fuzz_model, data.draw(st.builds(apply_edits, st.just(blob), st.lists(edit, min_size=1, max_size=4))),
+    check_decompress(fuzz_model,
+                     data.draw(st.builds(apply_edits, st.just(blob), st.lists(edit, min_size=1, max_size=4))),
                      original)
 
 
@@ -433,7 +434,8 @@ def cli_folder(tmp_path_factory):
 
 
 CHEAP_COMMANDS = ["detect", "info", "decompress"]  # no model (detect), or a tiny one that loads in milliseconds
-CHEAP_TOKENS = ["--json", "--quiet", "--preset", "tiny", "--model", "--threads", "2", "-h", *VALUES[3:], *FILE_NAMES * 3]
+CHEAP_TOKENS = ["--json", "--quiet", "--preset", "tiny", "--model", "--threads", "2", "-h", *VALUES[3:],
+                *FILE_NAMES * 3]
 
 
 def cheap_argv(command: str, rest: list[str]) -> list[str]:

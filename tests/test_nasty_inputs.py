@@ -61,8 +61,8 @@ def test_app_prompt_refuses_or_handles_each_nasty_file(name):
 def test_file_names_with_separators_and_shell_characters_are_only_names(tmp_path):
     weird = tmp_path / "a;rm -rf $(echo x) `y` & 'z'.txt"
     weird.write_text("just text")
-    assert main(["generate", "--preset", "tiny", "--prompt-file", str(weird), "--convert", "--max-bytes", "2", "--quiet",
-                 "-o", str(tmp_path / "out.bin")]) == 0
+    assert main(["generate", "--preset", "tiny", "--prompt-file", str(weird), "--convert", "--max-bytes", "2",
+                 "--quiet", "-o", str(tmp_path / "out.bin")]) == 0
     # in the app a name is only a hint for the file type: nothing is opened by it
     prompt = build_prompt(upload=b"just text", filename="../../etc/passwd;$(reboot).txt")
     assert prompt.part_bytes == b"just text"

@@ -109,7 +109,8 @@ class ModalityDetector:
         try:
             return _detect(data, self.use_libmagic)
         except Exception as exc:  # never raise on any bytes: say what happened instead
-            return [Segment(0, len(data), Modality.BINARY, "unknown", 0.0, f"detector error: {type(exc).__name__}: {exc}")]
+            return [Segment(0, len(data), Modality.BINARY, "unknown", 0.0,
+                            f"detector error: {type(exc).__name__}: {exc}")]
 
     def detect_path(self, path: str | PathLike[str]) -> list[Segment]:
         return self.detect_bytes(read_file(Path(path)))
@@ -132,7 +133,8 @@ def format_detections(results: list[dict[str, object]]) -> str:
         lines.append(f"{result['path']}: {len(segments)} segment{'s' * (len(segments) != 1)}")  # type: ignore[arg-type]
         for s in segments:  # type: ignore[union-attr]
             encoding = f"  {s['encoding']}" if s.get("encoding", "utf-8") != "utf-8" else ""  # type: ignore[union-attr]
-            lines.append(f"  {s['start']:>10} {s['end']:>10}  {s['modality']:<7} {s['format']:<13} {s['confidence']:.2f}{encoding}")
+            lines.append(f"  {s['start']:>10} {s['end']:>10}  {s['modality']:<7} {s['format']:<13} "
+                         f"{s['confidence']:.2f}{encoding}")
     return "\n".join(lines)
 
 
@@ -233,7 +235,7 @@ def _describe_gaps(data: bytes, arr: np.ndarray, gaps: list[tuple[int, int]]) ->
             rest.append((g, pos, end))
     described = _describe_utf8(arr, [(lo, hi) for _, lo, hi in rest])
     out: list[list[Segment | tuple[int, int]]] = [[] for _ in gaps]
-    for (g, lo, _), items in zip(rest, described):
+    for (g, _, _), items in zip(rest, described):
         out[g] += items
     for g, segs in enumerate(encoded):
         if segs:
@@ -326,7 +328,8 @@ def _tidy(data: bytes, segments: list[Segment]) -> list[Segment]:
                 out[-1] = _join(prev, s, prev.format, prev.confidence, prev.reason)
                 continue
             # (a label of a few bytes before a file's header is its own text segment)
-            if prev.size < _MIN_SEGMENT and not _signature(prev) and not (prev.modality is Modality.TEXT and _signature(s)):
+            if (prev.size < _MIN_SEGMENT and not _signature(prev)
+                    and not (prev.modality is Modality.TEXT and _signature(s))):
                 out[-1] = _join(prev, s, s.format, s.confidence, s.reason, s.modality)
                 continue
             if (prev.modality, prev.format) == (s.modality, s.format) and not _signature(s) and not _signature(prev):
@@ -396,7 +399,8 @@ def _signature(s: Segment) -> bool:
     return s.modality is not Modality.TEXT and s.format not in ("pcm", "pixels", "zeros", "high-entropy", "unknown")
 
 
-def _join(a: Segment, b: Segment, fmt: str, confidence: float, reason: str, modality: Modality | None = None) -> Segment:
+def _join(a: Segment, b: Segment, fmt: str, confidence: float, reason: str,
+          modality: Modality | None = None) -> Segment:
     modality = modality or a.modality
     encoding = (a.encoding or b.encoding or "utf-8") if modality is Modality.TEXT else ""
     return Segment(a.start, b.end, modality, fmt, confidence, reason, encoding)

@@ -229,8 +229,8 @@ def describe_texts(arr: np.ndarray, runs: list[tuple[int, int, bool]]) -> list[t
             if counted[i]:
                 smooth = max(smooth, float(close[i]) / int(counted[i]))
         lined = feeds[i] >= 2 and size <= _MAX_LINE * (feeds[i] + 1)
-        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size, whole,
-                               bool(lined))
+        out[k] = _text_verdict(size, int(multibyte[i]), smooth, float(spaces[i]) / size, float(letters[i]) / size,
+                               whole, bool(lined))
     return out
 
 
@@ -337,7 +337,8 @@ def text_format(data: bytes) -> str:
 _SHEBANG = re.compile(rb"#![^\n]*\b(python|sh|bash|perl|node|ruby)")
 _SOURCE = [("python", re.compile(rb"^(?:from [\w.]+ import |import [\w.]+\s*$|def \w+\(|class \w+[(:])", re.M)),
            ("c", re.compile(rb"^\s*#\s*(?:include\s*[<\"]|define \w+|ifndef \w+)", re.M)),
-           ("javascript", re.compile(rb"^(?:function \w+\(|(?:const|let|var) \w+ = |export (?:default|function|const) )", re.M))]
+           ("javascript",
+            re.compile(rb"^(?:function \w+\(|(?:const|let|var) \w+ = |export (?:default|function|const) )", re.M))]
 _SHEBANG_KIND = {b"python": "python", b"sh": "shell", b"bash": "shell", b"perl": "perl", b"node": "javascript",
                  b"ruby": "ruby"}
 
@@ -373,7 +374,8 @@ def _block_features(stretches: list[np.ndarray]) -> list[np.ndarray]:
     nbs = [a.size // _BLOCK for a in stretches]
     if not nbs:
         return []
-    x = np.concatenate([a[: nb * _BLOCK] for a, nb in zip(stretches, nbs)]).astype(np.float32).reshape(-1, _BLOCK)  # (nb, B)
+    # (nb, B)
+    x = np.concatenate([a[: nb * _BLOCK] for a, nb in zip(stretches, nbs)]).astype(np.float32).reshape(-1, _BLOCK)
     d1 = np.abs(np.diff(x, axis=1)).mean(axis=1)
     d3 = np.abs(x[:, 3:] - x[:, :-3]).mean(axis=1)
     f = np.stack([x.mean(axis=1) / 48, x.std(axis=1) / 32, np.log1p(d1), np.log1p(d3)], axis=1)
@@ -641,7 +643,8 @@ def _merge_pieces(arr: np.ndarray, pieces: list[Piece]) -> list[Piece]:
         # (audio getting louder, a darker band of an image): join it when the joined bytes agree
         for i in range(len(pieces) - 1):
             a, b = pieces[i], pieces[i + 1]
-            if {a.format, b.format} == {"pcm", "pixels"} and a.reason.startswith("smooth") and b.reason.startswith("smooth"):
+            if ({a.format, b.format} == {"pcm", "pixels"} and a.reason.startswith("smooth")
+                    and b.reason.startswith("smooth")):
                 weak, strong = (a, b) if a.confidence < b.confidence else (b, a)
                 if weak.confidence < 0.7 and weak.end - weak.start < strong.end - strong.start:
                     m, f, c, r = classify_piece(arr[min(a.start, b.start):max(a.end, b.end)])

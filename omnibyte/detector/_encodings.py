@@ -20,8 +20,8 @@ import unicodedata
 
 import numpy as np
 
-__all__ = ["LEGACY_MIN", "controls", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like", "unsignalled",
-           "utf16_text", "codec_name"]
+__all__ = ["LEGACY_MIN", "controls", "legacy_runs", "legacy_text", "never_text", "plain_text", "signal_like",
+           "unsignalled", "utf16_text", "codec_name"]
 
 LEGACY_MIN = 1024  # a shorter run between other parts is left to the UTF-8 rule and statistics
 _SAMPLE = 8192  # bytes of a run charset-normalizer reads (cut at a line end)

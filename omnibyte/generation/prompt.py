@@ -107,7 +107,8 @@ def build_prompt(text: str = "", upload: bytes | None = None, filename: str | No
         except ValueError:
             raise OmniByteError(f"cannot ask for {ask_for!r}: choose text, image, audio or video") from None
         if ask_for == Modality.BINARY:
-            raise OmniByteError("cannot ask for binary: the model has no tag for it; choose text, image, audio or video")
+            raise OmniByteError("cannot ask for binary: the model has no tag for it; "
+                                "choose text, image, audio or video")
     parts: list[tuple[Modality | None, bytes]] = []
     notes: list[str] = []
     if text:

@@ -309,7 +309,7 @@ def audio_speech() -> Iterator[Document]:
                     takes.append(["espeak-ng", "-v", voice, "-s", str(speed), "-w", f"{tmp}/w.wav", word])
             if shutil.which("flite"):
                 takes.append(["flite", "-t", word, "-o", f"{tmp}/w.wav"])
-            for number, command in enumerate(takes):
+            for _, command in enumerate(takes):
                 if subprocess.run(command, capture_output=True).returncode != 0:
                     continue
                 try:

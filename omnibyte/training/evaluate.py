@@ -296,7 +296,7 @@ def format_report(report: dict[str, Any]) -> str:
         table = ["| modality | files | model | gzip -9 | xz -9 | zstd -19 | PNG | FLAC | best classical |",
                  "|---|---|---|---|---|---|---|---|---|"]
         for modality, row in report["compression"].items():
-            cell = lambda key: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
+            cell = lambda key, row=row: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
             table.append(f"| {modality} | {row['files']} | {cell('model')} | {cell('gzip -9')} | {cell('xz -9')} | "
                          f"{cell('zstd -19')} | {cell('png')} | {cell('flac')} | {row['best_classical']} |")
         sections.append(table)
@@ -400,7 +400,7 @@ def format_real_report(report: dict[str, Any]) -> str:
     table = ["| real files | files | model | gzip -9 | xz -9 | zstd -19 | PNG | FLAC | best classical | model / best |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for modality, row in report["compression"].items():
-        cell = lambda key: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
+        cell = lambda key, row=row: f"{row[key]:.3f}" if key in row else "-"  # noqa: E731
         table.append(f"| {modality} | {row['files']} | {cell('model')} | {cell('gzip -9')} | {cell('xz -9')} | "
                      f"{cell('zstd -19')} | {cell('png')} | {cell('flac')} | {row['best_classical']} | "
                      f"{row['model_over_best']:.2f} |")

@@ -295,7 +295,7 @@ def instrument_documents(rng: np.random.Generator, pieces: int, seconds: float =
         for item, caption, tracks in _pieces(rng, programs, DRUM_KITS, pieces, seconds, ensembles=pieces * 100):
             path = Path(tmp) / "piece.mid"
             _write_midi(path, tracks)
-            for number, wav in enumerate(_clips(render_midi(path), rng)):
+            for _, wav in enumerate(_clips(render_midi(path), rng)):
                 parts: list[tuple[Modality | None, bytes]] = [(Modality.AUDIO, wav)]
                 if rng.random() < 0.5:
                     parts.insert(0, (Modality.TEXT, caption.encode()))
@@ -416,7 +416,7 @@ def document_documents(rng: np.random.Generator) -> Iterator[Document]:
     for dist in permissive_projects(held_out=False):
         project = _normalised_name(dist.metadata["Name"])
         for name, text in project_files(dist, rng):
-            for number, piece in enumerate(_document_pieces(text)):
+            for _, piece in enumerate(_document_pieces(text)):
                 digest = hashlib.sha256(piece.encode()).digest()
                 if digest in seen:
                     continue

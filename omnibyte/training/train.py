@@ -189,7 +189,7 @@ def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optim
 
     model.save_pretrained(out_dir)
     tensors: dict[str, torch.Tensor] = {}
-    for index, (param_id, state) in enumerate(optimizer.state_dict()["state"].items()):
+    for _, (param_id, state) in enumerate(optimizer.state_dict()["state"].items()):
         for name, value in state.items():
             tensors[f"{param_id}.{name}"] = value.detach().contiguous().cpu().reshape(-1) if value.dim() == 0 \
                 else value.detach().contiguous().cpu()
@@ -241,7 +241,8 @@ def validation_loss(model: torch.nn.Module, val: TokenStream, cfg: TrainConfig, 
 
 def _autocast(device: torch.device):
     # bf16 autocast only on GPU: on this kind of CPU it is slower than fp32
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    return (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+            else torch.autocast("cpu", enabled=False))
 
 
 def _distributed() -> tuple[int, int, torch.device]:
@@ -289,7 +290,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
             stream.rng = np.random.default_rng([cfg.seed, rank, step])
     runner: torch.nn.Module = model
     if world > 1:
-        runner = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        runner = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     if cfg.compile:
         runner = torch.compile(runner)
     log = (out_dir / LOG_FILE).open("a") if rank == 0 else None

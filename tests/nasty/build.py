@@ -35,7 +35,8 @@ def main() -> None:
            + png_chunk(b"IDAT", stream) + png_chunk(b"IEND", b""))
     (HERE / "bomb.png").write_bytes(png)
     # a WAV whose RIFF and data sizes claim 4 GB over 1,000 bytes of samples
-    wav = (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE" + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
+    wav = (b"RIFF" + struct.pack("<I", 0xFFFFFFFF) + b"WAVE"
+           + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 8000, 1, 8)
            + b"data" + struct.pack("<I", 0xFFFFFFF0) + b"\x80" * 1000)
     (HERE / "4gb-claim.wav").write_bytes(wav)
     # a Y4M declaring 100000 x 100000 frames (10 GB each)

@@ -86,7 +86,8 @@ def parse_zip(data: bytes, start: int) -> Found | None:
         if eocd < 0 or eocd + 22 > n:
             break
         cd_size, cd_off, comment = struct.unpack_from("<IIH", data, eocd + 12)
-        if start + cd_off + cd_size == eocd and data[start + cd_off:start + cd_off + 4] in (b"PK\x01\x02", b"PK\x05\x06"):
+        if (start + cd_off + cd_size == eocd
+                and data[start + cd_off:start + cd_off + 4] in (b"PK\x01\x02", b"PK\x05\x06")):
             end = eocd + 22 + comment
             return r.found("zip", Modality.BINARY, start, end, end, n, strong=True)
     # no end-of-directory record of its own: walk the local entries while their sizes hold
