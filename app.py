@@ -327,12 +327,14 @@ def build_demo(model: DemoModel) -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=2):
                     upload = gr.File(label=f"Upload a file: image, sound, text, animated GIF or anything "
-                                           f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath", elem_id="upload")
+                                           f"(up to {MAX_UPLOAD_BYTES // 2**20} MiB)", type="filepath",
+                                     elem_id="upload")
                     raw = gr.Checkbox(label="Raw bytes: feed the file unchanged (no conversion, no modality tag)",
                                       elem_id="raw")
-                    share = gr.Slider(0, 100, value=50, step=1, label="Prompt share of an image, sound, video or raw file (%)",
-                                      info="An image keeps whole pixel rows, a sound its first part, a video whole frames; "
-                                           "text is always kept whole.", elem_id="share")
+                    share = gr.Slider(0, 100, value=50, step=1,
+                                      label="Prompt share of an image, sound, video or raw file (%)",
+                                      info="An image keeps whole pixel rows, a sound its first part, a video whole "
+                                           "frames; text is always kept whole.", elem_id="share")
                     text = gr.Textbox(label="Text: a caption, or text to continue", lines=2, elem_id="text",
                                       placeholder="a red circle on a blue background")
                     ask = gr.Dropdown(ASK_CHOICES, value="continue", label="Then ask the model for", elem_id="ask")
@@ -342,8 +344,8 @@ def build_demo(model: DemoModel) -> gr.Blocks:
                         max_bytes = gr.Slider(1, MAX_BYTES, value=DEFAULT_BYTES, step=1, label="Max bytes",
                                               info="Set to what finishes the part when the prompt changes.",
                                               elem_id="max-bytes")
-                        temperature = gr.Slider(0, 2, value=1.0, step=0.05, label="Temperature (0 = always the likeliest)",
-                                                elem_id="temperature")
+                        temperature = gr.Slider(0, 2, value=1.0, step=0.05,
+                                                label="Temperature (0 = always the likeliest)", elem_id="temperature")
                         top_k = gr.Slider(0, 262, value=0, step=1, label="Top-k (0 = off)", elem_id="top-k")
                         # 0.9: with the tail of unlikely bytes cut off, every one of 32 unconditional pictures and
                         # sounds decodes (against 31% and 47% at 1; README, model card)
@@ -358,9 +360,10 @@ def build_demo(model: DemoModel) -> gr.Blocks:
                                                   "alone, and the difference is amplified. Twice the work per byte.",
                                              elem_id="guidance")
                         valid_utf8 = gr.Checkbox(value=True, label="Keep generated text valid UTF-8",
-                                                 info="Inside text parts, sample only bytes that keep the text decodable.",
-                                                 elem_id="valid-utf8")
-                        valid_media = gr.Checkbox(value=True, label="Keep generated pictures, sounds and videos well-formed",
+                                                 info="Inside text parts, sample only bytes that keep the text "
+                                                      "decodable.", elem_id="valid-utf8")
+                        valid_media = gr.Checkbox(value=True,
+                                                  label="Keep generated pictures, sounds and videos well-formed",
                                                   info="Force the bytes their formats fix (headers, frame markers, "
                                                        "lengths); the pixels and samples are the model's.",
                                                   elem_id="valid-media")
@@ -368,16 +371,19 @@ def build_demo(model: DemoModel) -> gr.Blocks:
                         generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
                         stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
                 with gr.Column(scale=3):
-                    progress = gr.Markdown("Press **Generate**.", label="Progress", show_label=False, elem_id="progress")
-                    live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False, height=300,
-                                          elem_id="live-image")
+                    progress = gr.Markdown("Press **Generate**.", label="Progress", show_label=False,
+                                           elem_id="progress")
+                    live_image = gr.Image(label="Live image", format="png", interactive=False, visible=False,
+                                          height=300, elem_id="live-image")
                     live_audio = gr.Audio(label="Live sound", interactive=False, visible=False, elem_id="live-audio")
-                    live_text = gr.HighlightedText(label="Live text", color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
+                    live_text = gr.HighlightedText(label="Live text",
+                                                   color_map={"prompt": "#d9d9d9", "generated": "#9ecae1"},
                                                    show_legend=True, visible=False, elem_id="live-text")
                     byte_map = gr.HTML(label="Byte map", elem_id="byte-map")
                     plot = gr.HTML(label="Surprisal plot", elem_id="surprisal-plot")
                     segments = gr.HTML(label="Segments", elem_id="segments")
-                    download = gr.File(label="The whole stream (prompt + generated)", interactive=False, elem_id="download")
+                    download = gr.File(label="The whole stream (prompt + generated)", interactive=False,
+                                       elem_id="download")
             prompt_inputs = [upload, raw, share, text, ask]
             gr.Examples(
                 examples=[
@@ -433,13 +439,15 @@ def build_demo(model: DemoModel) -> gr.Blocks:
                 with gr.Column():
                     compress_upload = gr.File(label="A file to compress", type="filepath", elem_id="compress-upload")
                     compress_button = gr.Button("Compress", variant="primary", elem_id="compress")
-                    compress_report = gr.Markdown(label="Compression report", show_label=False, elem_id="compress-report")
+                    compress_report = gr.Markdown(label="Compression report", show_label=False,
+                                                  elem_id="compress-report")
                     compressed_file = gr.File(label="Compressed (.omb)", interactive=False, elem_id="compressed-file")
                 with gr.Column():
                     decompress_upload = gr.File(label="An .omb file to restore", type="filepath",
                                                 elem_id="decompress-upload")
                     decompress_button = gr.Button("Decompress", elem_id="decompress")
-                    decompress_report = gr.Markdown(label="Decompression report", show_label=False, elem_id="decompress-report")
+                    decompress_report = gr.Markdown(label="Decompression report", show_label=False,
+                                                    elem_id="decompress-report")
                     restored_file = gr.File(label="Restored", interactive=False, elem_id="restored-file")
             compress_button.click(functools.partial(run_compress, model), compress_upload,
                                   [compress_report, compressed_file], concurrency_id="generate",

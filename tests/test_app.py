@@ -276,3 +276,14 @@ def test_user_errors_says_what_to_fix_and_keeps_serving_after_a_bug():
         with pytest.raises(gr.Error) as bug:
             call("bug")
         assert bug.value.message == "internal error (ValueError: a bug); the app is still running"
+
+
+def test_the_readmes_gradio_client_example_runs_as_written(server):
+    # the README's snippet, pointed at this test's server: a captioned picture, then inspected
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    blocks = [b.split("```")[0] for b in readme.split("```python\n")[1:]]
+    snippet = next(b for b in blocks if "gradio_client" in b)
+    namespace = {}
+    exec(snippet.replace("http://127.0.0.1:7860/", server[1]), namespace)  # noqa: S102
+    assert Path(namespace["download"]).stat().st_size > 1590  # the caption, then the picture
+    assert namespace["segments"][0]["modality"] == "text" and namespace["segments"][-1]["modality"] == "image"

@@ -9,8 +9,8 @@ from omnibyte.errors import OmniByteError
 from omnibyte.generation.generate import SamplingParams
 from omnibyte.generation.prompt import build_prompt
 from omnibyte.modality import Modality
-from omnibyte.vocab import Boundary, ControlToken
 from omnibyte.tools.score import score_tokens
+from omnibyte.vocab import Boundary, ControlToken
 from omnibyte.web.service import DemoModel, analyse_stream, current_part, stream_continuation
 from tests.conftest import tiny_model
 

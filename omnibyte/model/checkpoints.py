@@ -3,6 +3,7 @@ named preset with untrained weights (for trying the tools before a checkpoint ex
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from omnibyte.errors import OmniByteError
@@ -11,7 +12,16 @@ from omnibyte.model.transformer import BytePredictor
 
 __all__ = ["DEFAULT_CHECKPOINT", "load_model"]
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "checkpoint"
+
+def _shipped_checkpoint() -> Path:
+    """assets/checkpoint beside the package in a checkout (or a Space); in an installed package,
+    the copy `pip install` puts under the environment's share/omnibyte (pyproject's data-files)."""
+    beside = Path(__file__).resolve().parents[2] / "assets" / "checkpoint"
+    installed = Path(sys.prefix) / "share" / "omnibyte" / "checkpoint"
+    return beside if beside.is_dir() or not installed.is_dir() else installed
+
+
+DEFAULT_CHECKPOINT = _shipped_checkpoint()
 
 
 def load_model(folder: str | Path | None = None, preset: str | None = None, seed: int = 0) -> BytePredictor:

@@ -114,7 +114,8 @@ def live_view(modality: Modality | None, data: bytes, prompt_bytes: int = 0) -> 
     if modality == Modality.VIDEO:
         video = decode_native(data, Modality.VIDEO)
         return LiveView("image", image=_film_strip(video.frames),
-                        caption=f"video: {len(video.frames)} of 8 frames, left to right ({generated:,} bytes generated)")
+                        caption=f"video: {len(video.frames)} of 8 frames, left to right "
+                                f"({generated:,} bytes generated)")
     if modality == Modality.AUDIO:
         sound = decode_native(data, Modality.AUDIO)
         samples = (sound.samples.astype(np.int16) - 128) * 256  # unsigned 8-bit -> signed 16-bit
@@ -186,7 +187,8 @@ def _render_media(segment: Segment, data: bytes) -> tuple[str, list[str]]:
                 sound = decode_native(data, Modality.AUDIO)
                 samples, rate, repairs = sound.samples, sound.sample_rate, list(sound.repairs)
             else:  # headerless: read as the native 8 kHz unsigned 8-bit samples
-                samples, rate, repairs = np.frombuffer(data, dtype=np.uint8), SAMPLE_RATE, ["headerless: played as 8 kHz unsigned 8-bit"]
+                samples, rate = np.frombuffer(data, dtype=np.uint8), SAMPLE_RATE
+                repairs = ["headerless: played as 8 kHz unsigned 8-bit"]
             wav = audio_to_wav(samples, rate)
             return f'<audio controls preload="none" src="{_data_uri("audio/wav", wav)}"></audio>', repairs
         mime = {"flac": "audio/flac", "ogg": "audio/ogg", "mp3": "audio/mpeg"}.get(fmt, "application/octet-stream")
@@ -298,18 +300,22 @@ def byte_map_html(analysis: StreamAnalysis) -> str:
     tags = ", ".join(f"{b.token.name} at {b.offset:,}" for b in analysis.prompt_tags
                      if b.token != ControlToken.DOC_START or b.offset) or "none"
     detected = ", ".join(f"{o:,}" for o in analysis.detector_boundaries) or "none"
-    anomalies = ", ".join(f"{start:,}–{end:,} (+{score:.1f} bits/byte)" for start, end, score in analysis.anomalies) or "none"
-    legend = "".join(f'<span class="ob-key" style="background:{c}"></span>{m.value} ' for m, c in MODALITY_COLOURS.items())
+    anomalies = ", ".join(f"{start:,}–{end:,} (+{score:.1f} bits/byte)"
+                          for start, end, score in analysis.anomalies) or "none"
+    legend = "".join(f'<span class="ob-key" style="background:{c}"></span>{m.value} '
+                     for m, c in MODALITY_COLOURS.items())
     grid = _data_uri("image/png", byte_grid_png(analysis))
+    parts = (f"prompt 0–{analysis.prompt_bytes:,}, generated {analysis.prompt_bytes:,}–{len(analysis.data):,}"
+             if analysis.prompt_bytes < len(analysis.data) else "the file as uploaded, nothing generated")
     return (
         f'<div class="ob-bytemap">'
         f'<div class="ob-bar">{"".join(pieces)}{"".join(markers)}</div>'
-        f'<div class="ob-facts">{len(analysis.data):,} bytes: prompt 0–{analysis.prompt_bytes:,}, generated '
-        f'{analysis.prompt_bytes:,}–{len(analysis.data):,}. Detector boundaries: {detected}. '
+        f'<div class="ob-facts">{len(analysis.data):,} bytes: {parts}. Detector boundaries: {detected}. '
         f'Declared by the model: {declared}. Tags in the prompt: {tags}. '
         f'Unusually surprising bytes: {len(analysis.surprising):,}. Anomalous regions: {anomalies}.</div>'
         f'<img class="ob-grid ob-pixels" alt="byte map" src="{grid}">'
-        f'<div class="ob-legend">{legend}<span class="ob-key" style="background:{SURPRISE_COLOUR}"></span>surprising byte (underlined: anomalous region) '
+        f'<div class="ob-legend">{legend}<span class="ob-key" style="background:{SURPRISE_COLOUR}"></span>'
+        f'surprising byte (underlined: anomalous region) '
         f'<span class="ob-key ob-line" style="background:{DETECTOR_BOUNDARY_COLOUR}"></span>detector boundary '
         f'<span class="ob-key ob-line" style="background:{MODEL_BOUNDARY_COLOUR}"></span>model boundary · '
         f'washed-out cells are the prompt; one row is 128 bytes</div></div>')
@@ -344,7 +350,8 @@ def surprisal_svg(analysis: StreamAnalysis, width: int = 900, height: int = 240,
     parts = [f'<rect x="{left}" y="{top}" width="{x_of(analysis.prompt_bytes) - left:.1f}" height="{plot_h}" '
              f'fill="#eeeeee"><title>prompt: bytes 0–{analysis.prompt_bytes:,}</title></rect>']
     for start, end, score in analysis.anomalies:
-        parts.append(f'<rect class="ob-anomaly" x="{x_of(start):.1f}" y="{top}" width="{max(x_of(end) - x_of(start), 1.5):.1f}" '
+        parts.append(f'<rect class="ob-anomaly" x="{x_of(start):.1f}" y="{top}" '
+                     f'width="{max(x_of(end) - x_of(start), 1.5):.1f}" '
                      f'height="{plot_h}" fill="{SURPRISE_COLOUR}" fill-opacity="0.15"><title>anomalous region '
                      f'{start:,}–{end:,}: +{score:.1f} bits per byte above the baseline</title></rect>')
     for bits in (0, 4, 8, 12, 16):
@@ -354,7 +361,8 @@ def surprisal_svg(analysis: StreamAnalysis, width: int = 900, height: int = 240,
     for offset in analysis.detector_boundaries:
         x = x_of(offset)
         parts.append(f'<line class="ob-detector-boundary" x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{top + plot_h}" '
-                     f'stroke="{DETECTOR_BOUNDARY_COLOUR}" stroke-width="1.5"><title>detector boundary at byte {offset:,}</title></line>'
+                     f'stroke="{DETECTOR_BOUNDARY_COLOUR}" stroke-width="1.5">'
+                     f'<title>detector boundary at byte {offset:,}</title></line>'
                      f'<text x="{x + 3:.1f}" y="{top + 10}" font-size="10">{offset:,}</text>')
     for boundary in analysis.model_boundaries:
         x = x_of(boundary.offset)
@@ -365,10 +373,12 @@ def surprisal_svg(analysis: StreamAnalysis, width: int = 900, height: int = 240,
     parts.append(polyline(analysis.surprisal_bits, "#f28e2b", "surprisal"))
     for index in analysis.surprising[:2000]:
         parts.append(f'<circle cx="{x_of(index + 0.5):.1f}" cy="{y_of(analysis.surprisal_bits[index]):.1f}" r="2.5" '
-                     f'fill="{SURPRISE_COLOUR}"><title>byte {index:,}: {analysis.surprisal_bits[index]:.1f} bits</title></circle>')
+                     f'fill="{SURPRISE_COLOUR}"><title>byte {index:,}: {analysis.surprisal_bits[index]:.1f} bits'
+                     f'</title></circle>')
     ticks = np.linspace(0, n, 6).astype(int)
     for offset in ticks:
-        parts.append(f'<text x="{x_of(offset):.1f}" y="{height - 8}" text-anchor="middle" font-size="11">{offset:,}</text>')
+        parts.append(f'<text x="{x_of(offset):.1f}" y="{height - 8}" text-anchor="middle" '
+                     f'font-size="11">{offset:,}</text>')
     caption = ('<div class="ob-legend"><span class="ob-key ob-line" style="background:#f28e2b"></span>surprisal '
                '<span class="ob-key ob-line" style="background:#4e79a7"></span>next-byte entropy (bits, bin means) '
                f'<span class="ob-key ob-line" style="background:{DETECTOR_BOUNDARY_COLOUR}"></span>detector boundary '
