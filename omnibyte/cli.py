@@ -163,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=_positive_int, help="windows per step per process")
     tr.add_argument("--max-steps", type=_positive_int, help="steps of the learning-rate schedule")
     tr.add_argument("--max-minutes", type=_float, help="stop cleanly after this much wall-clock time")
+    tr.add_argument("--cpu-minutes", type=_float, help="a budget of CPU time for the training steps: the "
+                    "learning rate decays over it and the run stops when it is spent (equal-compute trials)")
     tr.add_argument("--lr", type=_float, help="peak learning rate")
     tr.add_argument("--min-lr", type=_float, help="learning rate at the end of the cosine decay")
     tr.add_argument("--warmup-steps", type=int)
@@ -475,9 +477,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # what a recipe may set: train's options, by their long names with _ for -
-RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "seq_len", "batch_size", "max_steps", "max_minutes", "lr",
-               "min_lr", "warmup_steps", "eval_interval", "eval_batches", "seed", "compile", "init", "mix",
-               "align_documents", "align_mix_only", "threads")
+RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "seq_len", "batch_size", "max_steps", "max_minutes",
+               "cpu_minutes", "lr", "min_lr", "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
+               "init", "mix", "align_documents", "align_mix_only", "threads")
 
 
 def read_recipe(path: Path, parser: argparse.ArgumentParser) -> dict[str, object]:
@@ -526,7 +528,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     corpus = Path(settings["corpus"])
     given = {key: settings[key] for key in ("preset", "seq_len", "batch_size", "max_steps", "lr", "min_lr",
                                             "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
-                                            "max_minutes", "align_documents") if settings.get(key) is not None}
+                                            "max_minutes", "cpu_minutes", "align_documents")
+             if settings.get(key) is not None}
     if settings.get("max_seq_len"):
         given["model_overrides"] = {"max_seq_len": settings["max_seq_len"]}
     if settings.get("init"):

@@ -20,7 +20,7 @@ def test_reference_preset_is_the_published_architecture():
 def test_parameter_count_without_torch_matches_the_built_model(name):
     config = ModelConfig.from_name(name)
     with torch.device("meta"):
-        model = BytePredictor(config)
+        model = BytePredictor.build(config)
     assert config.parameter_count == model.num_parameters()
 
 

@@ -125,10 +125,10 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     resumed = tiny_config(tmp_path / "b", max_steps=12, eval_interval=4)
     real_lr_at = train_module.lr_at
 
-    def interrupt_at_step_6(step, cfg):
+    def interrupt_at_step_6(step, cfg, cpu_s=0.0):
         if step == 6:
             raise KeyboardInterrupt
-        return real_lr_at(step, cfg)
+        return real_lr_at(step, cfg, cpu_s)
 
     monkeypatch.setattr(train_module, "lr_at", interrupt_at_step_6)
     with pytest.raises(KeyboardInterrupt):

@@ -33,7 +33,7 @@ def load_model(folder: str | Path | None = None, preset: str | None = None, seed
 
         config = ModelConfig.from_name(preset)
         torch.manual_seed(seed)
-        return BytePredictor(config).eval()
+        return BytePredictor.build(config).eval()
     folder = Path(folder) if folder is not None else DEFAULT_CHECKPOINT
     if folder == DEFAULT_CHECKPOINT and not folder.is_dir():
         raise OmniByteError(

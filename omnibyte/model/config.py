@@ -28,6 +28,15 @@ class ModelConfig:
     vocab_size: int = VOCAB_SIZE
     rope_base: float = 10_000.0
     norm_eps: float = 1e-5
+    # flat model: each token attends to at most this many tokens (itself included); None = all
+    attention_window: int | None = None
+    # > 1: the patched model. d_model, n_layers, n_heads, n_kv_heads and mlp_hidden then size a
+    # global transformer over patches of patch_size bytes, and the local_* fields a small local
+    # one that writes each patch byte by byte (model/patched.py)
+    patch_size: int = 1
+    local_d_model: int = 128
+    local_n_layers: int = 2
+    local_n_heads: int = 4
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "max_seq_len", "vocab_size"):
@@ -50,6 +59,18 @@ class ModelConfig:
             raise OmniByteError(f"config: mlp_hidden must be a positive integer, got {self.mlp_hidden!r}")
         if self.rope_base <= 1 or self.norm_eps <= 0:
             raise OmniByteError("config: rope_base must be > 1 and norm_eps > 0")
+        for name in ("patch_size", "local_d_model", "local_n_layers", "local_n_heads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise OmniByteError(f"config: {name} must be a positive integer, got {value!r}")
+        if self.attention_window is not None and (not isinstance(self.attention_window, int)
+                                                  or self.attention_window < 1):
+            raise OmniByteError(f"config: attention_window must be a positive integer or null, "
+                                f"got {self.attention_window!r}")
+        if self.patch_size > 1 and (self.max_seq_len % self.patch_size or self.local_d_model % self.local_n_heads
+                                    or (self.local_d_model // self.local_n_heads) % 2):
+            raise OmniByteError("config: a patched model needs max_seq_len divisible by patch_size and an even "
+                                "local head size")
 
     @property
     def head_dim(self) -> int:
@@ -61,13 +82,26 @@ class ModelConfig:
         return 2 * self.n_layers * self.n_kv_heads * self.head_dim * 4
 
     @property
+    def local_mlp_hidden(self) -> int:
+        return -(-(8 * self.local_d_model // 3) // 64) * 64
+
+    @property
     def parameter_count(self) -> int:
         """Parameters of the model this config builds (counted without torch)."""
-        d, h, kv = self.d_model, self.head_dim, self.n_kv_heads * self.head_dim
-        attention = d * (d + 2 * kv) + d * d + 2 * h  # fused qkv, output, q/k norms
-        mlp = 3 * d * self.mlp_hidden  # gate, up, down
-        per_layer = attention + mlp + 2 * d  # two RMSNorms
-        return 2 * self.vocab_size * d + self.n_layers * per_layer + d
+
+        def block(d: int, heads: int, kv_heads: int, hidden: int) -> int:
+            h = d // heads
+            attention = d * (d + 2 * kv_heads * h) + d * d + 2 * h  # fused qkv, output, q/k norms
+            return attention + 3 * d * hidden + 2 * d  # gate, up, down; two RMSNorms
+
+        d = self.d_model
+        core = self.n_layers * block(d, self.n_heads, self.n_kv_heads, self.mlp_hidden) + d  # + final norm
+        if self.patch_size == 1:
+            return 2 * self.vocab_size * d + core
+        ld, p = self.local_d_model, self.patch_size
+        local = self.local_n_layers * block(ld, self.local_n_heads, self.local_n_heads, self.local_mlp_hidden)
+        # byte embedding and head, patch in/out projections, the two start vectors, the local norm
+        return 2 * self.vocab_size * ld + 2 * p * ld * d + d + ld + core + local + ld
 
     @classmethod
     def from_name(cls, name: str, **overrides: Any) -> ModelConfig:
@@ -100,7 +134,13 @@ class ModelConfig:
         return cls.from_dict(data)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # the fields added for the architecture trials are written only when set, so a flat
+        # model's config.json (and the model fingerprint of files it compressed) stay as they were
+        defaults = {f.name: f.default for f in fields(self) if f.name in _LATER_FIELDS}
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
+
+
+_LATER_FIELDS = ("attention_window", "patch_size", "local_d_model", "local_n_layers", "local_n_heads")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -110,6 +150,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # What the demo runs on 2 CPU cores: ~3 M parameters, a context that holds a caption plus
     # a whole 3,126-byte image or 4,044-byte sound (4,075 tokens with its caption).
     "demo": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=768),
+    # The architecture trials (docs/architecture-trials.md): the demo model with each token
+    # attending to its last 256 tokens; and patched models of about the demo's size in bytes
+    # shipped, a global model over patches of 8 or 4 bytes and a local one inside each.
+    "demo-local": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=768,
+                       attention_window=256),
+    "patch8": dict(d_model=320, n_layers=3, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=960,
+                   patch_size=8, local_d_model=128, local_n_layers=2, local_n_heads=4),
+    "patch4": dict(d_model=320, n_layers=3, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=960,
+                   patch_size=4, local_d_model=128, local_n_layers=2, local_n_heads=4),
     # For tests: builds and runs in milliseconds.
     "tiny": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64),
+    "tiny-patched": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64,
+                         patch_size=4, local_d_model=16, local_n_layers=1, local_n_heads=2),
 }

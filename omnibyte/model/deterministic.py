@@ -333,6 +333,9 @@ class DeterministicStep:
         config = model.config
         if type(model.lm_head) is not torch.nn.Linear:
             raise OmniByteError("the deterministic step runs a plain BytePredictor: its output head was replaced")
+        if type(model) is not BytePredictor or config.attention_window is not None:
+            raise OmniByteError("compression runs the flat model with full attention; this checkpoint is one of "
+                                "the architecture trials' (a patched model or an attention window)")
         if not 1 <= max_positions <= config.max_seq_len:
             raise OmniByteError(f"the cache of {max_positions} positions must fit the context of {config.max_seq_len}")
         self.weights = fold_weights(model)

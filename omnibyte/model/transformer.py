@@ -73,17 +73,59 @@ class KVCache(nn.Module):
         return self.k[:batch, :, :end], self.v[:batch, :, :end]
 
 
+def local_causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int) -> torch.Tensor:
+    """Causal attention in which each position sees itself and the window - 1 before it.
+
+    The sequence is cut into blocks of `window`; each block's queries attend to their own block
+    and the one before, masked to the band. That costs T x 2 x window scores instead of T x T,
+    which is the point of a window on a CPU.
+    """
+    batch, n_heads, seq, head_dim = q.shape
+    group = n_heads // k.size(1)
+    if group > 1:
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+    pad = (-seq) % window
+    if pad:
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+    blocks = (seq + pad) // window
+    q = q.view(batch, n_heads, blocks, window, head_dim)
+    k = k.view(batch, n_heads, blocks, window, head_dim)
+    v = v.view(batch, n_heads, blocks, window, head_dim)
+    before = (torch.zeros_like(k[:, :, :1]), torch.zeros_like(v[:, :, :1]))
+    k = torch.cat([torch.cat([before[0], k[:, :, :-1]], dim=2), k], dim=3)  # (B, H, blocks, 2W, hd)
+    v = torch.cat([torch.cat([before[1], v[:, :, :-1]], dim=2), v], dim=3)
+    row = torch.arange(window, device=q.device)[:, None]  # query i of its block
+    col = torch.arange(2 * window, device=q.device)[None, :]  # key m of the previous block and this one
+    band = (col <= row + window) & (col > row)  # the key is at or before the query, within the window
+    first = band & (col >= window)  # the first block has no block before it
+    mask = torch.stack([first] + [band] * (blocks - 1))  # (blocks, W, 2W)
+    y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return y.reshape(batch, n_heads, blocks * window, head_dim)[:, :, :seq]
+
+
 def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
-                      is_causal: bool, segments: list[list[tuple[int, int]]] | None = None) -> torch.Tensor:
+                      is_causal: bool, segments: list[list[tuple[int, int]]] | None = None,
+                      window: int | None = None) -> torch.Tensor:
     """Attention of q (B, n_heads, T, hd) over k, v (B, n_kv_heads, S, hd) -> (B, n_heads, T, hd).
 
     Query head h reads key/value head h // group (the layout of Llama's repeat_kv). `segments`
     gives, per batch row, the [start, end) spans of its documents: each attends causally within
-    itself only.
+    itself only. `window` limits what each query sees to the `window` most recent positions.
     """
     batch, n_heads, seq, head_dim = q.shape
     n_kv_heads = k.size(1)
     group = n_heads // n_kv_heads
+    if window is not None and mask is None and (is_causal or segments is not None):
+        spans = segments or [[(0, seq)]] * batch
+        return torch.cat([torch.cat([local_causal_attention(q[b:b + 1, :, s:e], k[b:b + 1, :, s:e],
+                                                            v[b:b + 1, :, s:e], window)
+                                     if e - s > window else
+                                     F.scaled_dot_product_attention(q[b:b + 1, :, s:e], k[b:b + 1, :, s:e],
+                                                                    v[b:b + 1, :, s:e], is_causal=True,
+                                                                    enable_gqa=group > 1)
+                                     for s, e in row], dim=2) for b, row in enumerate(spans)], dim=0)
+    if window is not None and k.size(2) > window and seq == 1:  # decoding: the last `window` cached positions
+        k, v = k[:, :, -window:], v[:, :, -window:]
     if segments is not None:
         # A causal kernel per document instead of one call with a block-diagonal mask: the
         # masked call falls back to materialising T x T scores and runs at half the speed.
@@ -120,6 +162,7 @@ class Attention(nn.Module):
         self.q_norm = RMSNorm(config.head_dim, config.norm_eps)
         self.k_norm = RMSNorm(config.head_dim, config.norm_eps)
         self.kv_cache: KVCache | None = None
+        self.window = config.attention_window
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor | None,
                 is_causal: bool, start_pos: int | None,
@@ -133,7 +176,7 @@ class Attention(nn.Module):
         if start_pos is not None:
             assert self.kv_cache is not None, "start_pos given but no KV cache set up"
             k, v = self.kv_cache.update(start_pos, k, v)  # (B, n_kv_heads, S, hd)
-        y = grouped_attention(q, k, v, mask, is_causal, segments)  # (B, n_heads, T, hd)
+        y = grouped_attention(q, k, v, mask, is_causal, segments, self.window)  # (B, n_heads, T, hd)
         return self.out(y.transpose(1, 2).reshape(batch, seq, d_model))
 
 
@@ -218,7 +261,10 @@ class BytePredictor(nn.Module):
                 raise OmniByteError("start_pos needs a KV cache: call setup_kv_cache() first")
             if seq > 1:  # the new tokens see every cached position and the new ones before them
                 query_pos = torch.arange(first, first + seq, device=idx.device)
-                mask = query_pos[:, None] >= torch.arange(first + seq, device=idx.device)[None, :]  # (T, S)
+                key_pos = torch.arange(first + seq, device=idx.device)[None, :]
+                mask = query_pos[:, None] >= key_pos  # (T, S)
+                if self.config.attention_window is not None:
+                    mask &= query_pos[:, None] - key_pos < self.config.attention_window
         x = self.tok_embeddings(idx)
         for block in self.blocks:
             x = block(x, cos, sin, mask, is_causal, start_pos, segments)
@@ -250,6 +296,15 @@ class BytePredictor(nn.Module):
         return copy.deepcopy(self, memo=shared)
 
     # --- checkpoints ---------------------------------------------------------------------------
+
+    @staticmethod
+    def build(config: ModelConfig) -> BytePredictor:
+        """The model a config describes: flat, or patched when config.patch_size > 1."""
+        if config.patch_size > 1:
+            from omnibyte.model.patched import PatchedBytePredictor
+
+            return PatchedBytePredictor(config)
+        return BytePredictor(config)
 
     def save_pretrained(self, folder: str | Path, dtype: torch.dtype | None = None) -> Path:
         """Write config.json and model.safetensors (optionally cast, e.g. to float16)."""
@@ -283,7 +338,7 @@ class BytePredictor(nn.Module):
             state = load_file(str(weights), device=str(device))
         except (SafetensorError, OSError, ValueError) as exc:
             raise OmniByteError(f"checkpoint weights {weights} are corrupt: {exc}") from None
-        model = cls(config)
+        model = cls.build(config)
         expected = model.state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))

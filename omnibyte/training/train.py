@@ -63,6 +63,11 @@ class TrainConfig:
     compile: bool = False
     # wall-clock budget: stop cleanly (evaluate, save) once it is spent; None = no limit
     max_minutes: float | None = None
+    # a budget of this process's CPU time for the training steps (evaluation excluded): the
+    # learning-rate schedule decays over it and the run stops when it is spent, whichever of it and
+    # max_steps comes first. Equal-compute trials give every architecture the same budget: CPU
+    # time, unlike wall-clock time, does not count what other processes take from a shared machine
+    cpu_minutes: float | None = None
     # a checkpoint folder to start from instead of random weights (its config replaces the
     # preset's); a run already in out_dir resumes from its own state instead
     init_from: str | None = None
@@ -166,11 +171,14 @@ class TokenStream:
         return torch.from_numpy(inputs), torch.from_numpy(targets), torch.from_numpy(doc_ids)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at max_steps."""
+def lr_at(step: int, cfg: TrainConfig, cpu_s: float = 0.0) -> float:
+    """Linear warm-up to cfg.lr, then cosine decay to cfg.min_lr at max_steps, or at the end of
+    the CPU budget (cpu_s of it spent) if that comes first."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    if cfg.cpu_minutes is not None:
+        progress = max(progress, min(1.0, cpu_s / (60 * cfg.cpu_minutes)))
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
@@ -183,7 +191,7 @@ def make_optimizer(model: BytePredictor, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer, step: int,
-               stream: TokenStream, best_val: float | None, cfg: TrainConfig) -> None:
+               stream: TokenStream, best_val: float | None, cfg: TrainConfig, cpu_s: float = 0.0) -> None:
     """Weights plus everything needed to resume, written atomically enough: state files last."""
     from safetensors.torch import save_file
 
@@ -197,14 +205,15 @@ def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optim
     save_file(tensors, str(out_dir / (STATE_WEIGHTS + ".tmp")))
     os.replace(out_dir / (STATE_WEIGHTS + ".tmp"), out_dir / STATE_WEIGHTS)
     meta = {"step": step, "best_val_loss": best_val, "numpy_rng": stream.rng.bit_generator.state,
-            "train_config": asdict(cfg)}
+            "train_config": asdict(cfg), "cpu_s": cpu_s}
     (out_dir / (STATE_JSON + ".tmp")).write_text(json.dumps(meta, indent=2))
     os.replace(out_dir / (STATE_JSON + ".tmp"), out_dir / STATE_JSON)
 
 
 def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer,
-               stream: TokenStream) -> tuple[int, float | None]:
-    """Resume from out_dir: weights, optimizer moments, RNG states. Returns (step, best_val)."""
+               stream: TokenStream) -> tuple[int, float | None, float]:
+    """Resume from out_dir: weights, optimizer moments, RNG states. Returns (step, best_val, the
+    CPU seconds of training steps so far)."""
     from safetensors.torch import load_file
 
     meta = json.loads((out_dir / STATE_JSON).read_text())
@@ -219,7 +228,7 @@ def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optim
         state.setdefault(int(param_id), {})[name] = value.reshape(()) if name == "step" else value
     optimizer.load_state_dict({"state": state, "param_groups": template["param_groups"]})
     stream.rng.bit_generator.state = meta["numpy_rng"]
-    return int(meta["step"]), meta["best_val_loss"]
+    return int(meta["step"]), meta["best_val_loss"], float(meta.get("cpu_s", 0.0))
 
 
 @torch.no_grad()
@@ -273,7 +282,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
         config = model.config
     else:
         config = ModelConfig.from_name(cfg.preset, **cfg.model_overrides)
-        model = BytePredictor(config).to(device)
+        model = BytePredictor.build(config).to(device)
     if cfg.seq_len > config.max_seq_len:
         raise OmniByteError(f"train: seq_len {cfg.seq_len} exceeds the model's context {config.max_seq_len}")
     # every process draws its own windows; evaluation windows are fixed
@@ -283,9 +292,9 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
                          + [cfg.align_documents] * len(cfg.mix))
     val = TokenStream(load_tokens(cfg.val_tokens), cfg.seq_len, seed=0)
     optimizer = make_optimizer(model, cfg)
-    step, best_val = 0, None
+    step, best_val, cpu_s = 0, None, 0.0
     if resume and (out_dir / STATE_JSON).is_file():
-        step, best_val = load_state(out_dir, model, optimizer, stream)
+        step, best_val, cpu_s = load_state(out_dir, model, optimizer, stream)
         if world > 1:  # rank-specific data streams must not repeat each other after a resume
             stream.rng = np.random.default_rng([cfg.seed, rank, step])
     runner: torch.nn.Module = model
@@ -304,7 +313,8 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
     model.train()
     try:
         while step < cfg.max_steps:
-            lr = lr_at(step, cfg)
+            step_started = time.process_time()
+            lr = lr_at(step, cfg, cpu_s)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             x, y, doc_ids = (t.to(device) for t in stream.batch(cfg.batch_size))
@@ -317,12 +327,15 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
             optimizer.step()
             step += 1
             last_loss = loss.item()
+            cpu_s += time.process_time() - step_started
             bar.update(1)
-            out_of_time = cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes
+            out_of_time = (cfg.max_minutes is not None and time.perf_counter() - started > 60 * cfg.max_minutes) \
+                or (cfg.cpu_minutes is not None and cpu_s >= 60 * cfg.cpu_minutes)
             if rank == 0 and (step % cfg.log_interval == 0 or step == cfg.max_steps):
                 now = time.perf_counter()
                 record = {"step": step, "loss": last_loss, "bits_per_token": last_loss / math.log(2), "lr": lr,
                           "grad_norm": float(grad_norm), "elapsed_s": round(now - started, 1),
+                          "cpu_s": round(cpu_s, 1),
                           "tokens_per_s": round(tokens_per_step * (step - logged_step) / (now - logged_at))}
                 logged_step, logged_at = step, now
                 log.write(json.dumps(record) + "\n")
@@ -335,7 +348,7 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
                     if improved:
                         best_val = val_loss
                         model.save_pretrained(out_dir / "best")
-                    save_state(out_dir, model, optimizer, step, stream, best_val, cfg)
+                    save_state(out_dir, model, optimizer, step, stream, best_val, cfg, cpu_s)
                     log.write(json.dumps({"step": step, "val_loss": val_loss, "val_bits_per_token":
                                           val_loss / math.log(2), "best": improved}) + "\n")
                     log.flush()
