@@ -5,7 +5,8 @@ import torch.nn as nn
 
 from omnibyte.errors import OmniByteError
 from omnibyte.generation.generate import SamplingParams, generate, logits_to_probs, sample_next, stream_generate
-from omnibyte.vocab import VOCAB_SIZE, ControlToken
+from omnibyte.modality import Modality
+from omnibyte.vocab import VOCAB_SIZE, ControlToken, document_tokens
 
 PROMPT = [256, 258] + list(b"Once upon a time")
 
@@ -269,3 +270,20 @@ def test_guidance_runs_a_second_cache_and_changes_the_samples(model):
 def test_invalid_guidance_scale_is_refused(bad):
     with pytest.raises(OmniByteError, match="guidance scale"):
         SamplingParams(guidance_scale=bad)
+
+
+def test_guidance_as_one_batch_samples_what_two_separate_runs_sample():
+    # the compiled path runs both contexts in one batch, each stream at its own position; PyTorch
+    # runs two models. Same logits to float rounding, so greedy decoding picks the same bytes,
+    # also across a slide of the context (tiny: 64 tokens) in each context at its own time
+    from tests.conftest import tiny_model
+
+    model = tiny_model()
+    prompt = document_tokens([(Modality.TEXT, b"a red circle"), (Modality.IMAGE, b"BM")])
+    for samples in (1, 2):
+        params = SamplingParams(max_new_bytes=120, temperature=0, guidance_scale=3.0, stop_at_doc_end=False,
+                                num_samples=samples)
+        batched = generate(model, prompt, params, compiled_step=True)
+        separate = generate(model, prompt, params, compiled_step=False)
+        assert [r.data for r in batched] == [r.data for r in separate]
+        assert len(batched[0].data) == 120

@@ -237,6 +237,63 @@ class _CachedRun:
         self.model.clear_kv_cache()
 
 
+class _GuidedRun:
+    """Classifier-free guidance as one batch: the n streams that read the whole prompt and the n
+    that read its last part alone share one KV cache, each stream at its own position, so each
+    compiled step reads the weights once for both contexts instead of once per context.
+    `logits` (2n, vocab): the conditional streams' rows, then the unconditional ones'."""
+
+    def __init__(self, model: BytePredictor, prompt: list[int], unconditional: list[int], n: int) -> None:
+        self.model, self.n, self.context = model, n, model.config.max_seq_len
+        self.keep = max(1, self.context // 2)
+        self.history = [list(prompt) for _ in range(n)] + [list(unconditional) for _ in range(n)]
+        model.setup_kv_cache(batch_size=2 * n)
+        self.positions = np.zeros(2 * n, dtype=np.int64)
+        self.logits = np.empty((2 * n, model.config.vocab_size), dtype=np.float32)
+        self._fill(0, prompt)
+        self._fill(n, unconditional)
+        self.step = CompiledDecodeStep(model)
+
+    def _fill(self, first: int, tokens: list[int]) -> None:
+        """Prefill one context into rows first..first + n of the shared cache, through a fork
+        with a cache of its own (PyTorch's prefill writes a cache from its first row)."""
+        rows = slice(first, first + self.n)
+        fork = self.model.fork()
+        fork.setup_kv_cache(batch_size=self.n, max_seq_len=len(tokens))
+        device = self.model.tok_embeddings.weight.device
+        with torch.inference_mode():
+            self.logits[rows] = _to_host(prefill(fork, torch.tensor([tokens] * self.n, dtype=torch.long,
+                                                                    device=device)))
+        for mine, theirs in zip(self.model.blocks, fork.blocks):
+            mine.attn.kv_cache.k[rows, :, :len(tokens)] = theirs.attn.kv_cache.k
+            mine.attn.kv_cache.v[rows, :, :len(tokens)] = theirs.attn.kv_cache.v
+        self.positions[rows] = len(tokens)
+
+    def advance(self, token: np.ndarray) -> None:
+        both = np.concatenate([token, token])  # the sampled byte extends both contexts
+        for row, token_id in zip(self.history, both.tolist()):
+            row.append(token_id)
+        full = self.positions >= self.context
+        for first in (0, self.n):
+            if full[first]:  # slide this context: rebuild its rows from the recent past
+                self._fill(first, self.history[first][-self.keep:])
+        if full.any():
+            # the refilled rows have fresh logits; the others still take this step. The refilled
+            # rows ride along at their next free position, whose entry their own next step
+            # overwrites, and what this step computes for them is dropped
+            kept = np.flatnonzero(~full)
+            if kept.size:
+                stepped = self.step(both, self.positions)
+                self.logits[kept] = stepped[kept]
+                self.positions[kept] += 1
+            return
+        self.logits = self.step(both, self.positions)
+        self.positions += 1
+
+    def close(self) -> None:
+        self.model.clear_kv_cache()
+
+
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     logits = np.asarray(logits, dtype=np.float64)
     shifted = logits - logits.max(axis=-1, keepdims=True)
@@ -283,14 +340,21 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     unconditional = guidance_prompt(tokens) if params.guidance_scale != 1 else None
     guards = ([Utf8Guard(tokens, n)] if params.valid_utf8 else []) + \
         ([FormatGuard(tokens, n)] if params.valid_media else [])
-    runs: list[_CachedRun] = []
+    runs: list[_CachedRun | _GuidedRun] = []
     try:
-        runs.append(_CachedRun(model, tokens, n, compiled_step))
-        if unconditional is not None:
-            runs.append(_CachedRun(model.fork(), unconditional, n, compiled_step))  # its own KV cache
+        if unconditional is not None and compiled_step and compiled_decode_supported(model):
+            runs.append(_GuidedRun(model, tokens, unconditional, n))  # both contexts in one batch
+        else:
+            runs.append(_CachedRun(model, tokens, n, compiled_step))
+            if unconditional is not None:
+                runs.append(_CachedRun(model.fork(), unconditional, n, compiled_step))  # its own KV cache
         for step in range(1, max_tokens + 1):
-            logits = runs[0].logits if len(runs) == 1 else \
-                guided_logits(runs[0].logits, runs[1].logits, params.guidance_scale)
+            if isinstance(runs[0], _GuidedRun):
+                logits = guided_logits(runs[0].logits[:n], runs[0].logits[n:], params.guidance_scale)
+            elif len(runs) == 1:
+                logits = runs[0].logits
+            else:
+                logits = guided_logits(runs[0].logits, runs[1].logits, params.guidance_scale)
             for guard in guards:  # they never meet: one rules text parts, the other media parts
                 logits = guard.mask(logits)
             token = sample_next(logits, params, rng)  # (n,)

@@ -109,13 +109,14 @@ def _softmax_rows(scores):
 
 
 @_jit
-def _decode_step(tokens, pos, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_gain_rotated, out_w, gate_up_w,
+def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_gain_rotated, out_w, gate_up_w,
                  down_w, lm_head, k_caches, v_caches, n_heads, eps):
     batch, d_model = tokens.shape[0], embedding.shape[1]
     n_qk, head_dim = qk_gain.shape[1], qk_gain.shape[2]  # n_qk = query heads + key/value heads
     n_kv = n_qk - n_heads
     group, hidden = n_heads // n_kv, down_w.shape[1]
-    n = pos + 1  # cached positions attended to, this one included
+    # each stream at its own position (guidance's two contexts differ in length); stream b
+    # attends to its cached positions 0..positions[b], this one included
 
     x = np.empty((batch, d_model), np.float32)
     for b in range(batch):
@@ -124,18 +125,21 @@ def _decode_step(tokens, pos, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_g
     qkv = np.empty((batch, qkv_w.shape[2]), np.float32)
     qk = np.empty((n_qk, head_dim), np.float32)
     attended = np.empty((batch, n_heads * head_dim), np.float32)
-    scores = np.empty((group, n), np.float32)
+    score_buffer = np.empty(group * (positions.max() + 1), np.float32)
     mixed = np.empty((group, head_dim), np.float32)
     delta = np.empty((batch, d_model), np.float32)
     gate_up = np.empty((batch, 2 * hidden), np.float32)
     activated = np.empty((batch, hidden), np.float32)
-    cos_here, sin_here = cos[pos], sin[pos]
 
     for layer in range(qkv_w.shape[0]):
         k_cache, v_cache = k_caches[layer], v_caches[layer]  # (B, K, S, head_dim) each
         _rms_normed(x, eps, normed)
         _rows_times_matrix(normed, qkv_w[layer], qkv)
         for b in range(batch):
+            pos = positions[b]
+            n = pos + 1
+            cos_here, sin_here = cos[pos], sin[pos]
+            scores = score_buffer[:group * n].reshape((group, n))  # C-contiguous, as the softmax needs
             # QK-norm then RoPE, per head: normed * gain * cos + rotate_half(normed * gain) * sin
             for h in range(n_qk):
                 row = qkv[b, h * head_dim:(h + 1) * head_dim]
@@ -278,11 +282,14 @@ class CompiledDecodeStep:
         self.v_caches = tuple(cache.v.numpy() for cache in caches)
         self.batch_size, self.max_positions = self.k_caches[0].shape[0], self.k_caches[0].shape[2]
 
-    def __call__(self, tokens, pos: int) -> np.ndarray:
-        """Logits (B, vocab) of the tokens after `tokens` (one per stream), which sit at `pos`."""
+    def __call__(self, tokens, pos) -> np.ndarray:
+        """Logits (B, vocab) of the tokens after `tokens` (one per stream), which sit at `pos`:
+        one position for every stream, or one each (B,)."""
         w = self.weights
-        tokens = checked_tokens(tokens, pos, self.batch_size, self.max_positions, w.embedding.shape[0])
-        return _decode_step(tokens, pos, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain,
+        positions = np.ascontiguousarray(np.broadcast_to(np.asarray(pos, dtype=np.int64), (self.batch_size,)))
+        for one in {int(p) for p in positions}:
+            tokens = checked_tokens(tokens, one, self.batch_size, self.max_positions, w.embedding.shape[0])
+        return _decode_step(tokens, positions, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain,
                             w.qk_gain_rotated, w.out, w.gate_up, w.down, w.lm_head, self.k_caches,
                             self.v_caches, w.n_heads, w.eps)
 
