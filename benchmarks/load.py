@@ -3,9 +3,11 @@
 Starts `python app.py` in its own process, samples that process's resident memory (VmRSS) while
 N gradio_client clients each start a generation at once; every third client cancels after its
 first streamed update. Reports how many finished, were cancelled, were told the queue was full or
-failed, the server's memory before, at peak and after, and whether it still answers afterwards.
+failed, the server's memory before, at peak and after, and whether it still answers afterwards;
+and, for each client the queue gave an estimate, how long it waited to start beside what the
+queue said (its first estimated time).
 
-    python benchmarks/load.py [--clients 16] [--max-bytes 256] [--json benchmarks/results/load.json]
+    python benchmarks/load.py [--clients 8] [--max-bytes 256] [--json benchmarks/results/load.json]
 
 Run it a second time with more clients than the queue holds (`--clients 48`: 2 running + 32
 waiting) to see the queue refuse the rest.
@@ -42,7 +44,7 @@ def free_port() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--max-bytes", type=int, default=256)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -68,6 +70,9 @@ def main() -> None:
                         f"{server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}"
                     ) from None
                 time.sleep(0.5)
+        # one generation first: the queue estimates waits from the durations it has seen
+        Client(url, verbose=False).predict(None, False, 50, "warming up", "continue", args.max_bytes, 1.0, 0, 1.0, 0,
+                                           False, 1.0, True, True, api_name="/generate")
         before = rss_mib(server.pid)
         peak = [before]
         stop_sampling = threading.Event()
@@ -80,12 +85,30 @@ def main() -> None:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
 
+        waits: dict[int, dict[str, float]] = {}
+
+        def queued(i: int, job, submitted: float) -> None:
+            """Follow the job until it starts: the queue's first estimate, and the real wait."""
+            from gradio_client.utils import Status
+
+            while not job.done():
+                status = job.status()
+                now = time.monotonic() - submitted
+                if status.code == Status.IN_QUEUE and status.eta is not None and i not in waits:
+                    waits[i] = {"told_at_s": now, "estimate_s": float(status.eta)}
+                if status.code in (Status.PROCESSING, Status.ITERATING, Status.PROGRESS):
+                    if i in waits:
+                        waits[i]["waited_s"] = now - waits[i]["told_at_s"]
+                    return
+                time.sleep(0.05)
+
         def one(i: int) -> tuple[str, float]:
             started = time.monotonic()
             try:
                 client = Client(url, verbose=False)
                 job = client.submit(None, False, 50, f"client {i} says", "continue", args.max_bytes, 1.0, 0, 1.0,
                                     i, False, 1.0, True, True, api_name="/generate")
+                queued(i, job, started)
                 if i % 3 == 2:  # every third one cancels after its first streamed update
                     while len(job.outputs()) < 2 and not job.done():
                         time.sleep(0.05)
@@ -117,6 +140,11 @@ def main() -> None:
             "slowest_client_s": round(max(t for _, t in outcomes), 1),
             "server_rss_mib": {"before": round(before), "peak": round(peak[0]), "after": round(after)},
             "answers_afterwards": "8 / 8 bytes" in check,
+            "queue_estimates": {"clients_told": len(waits),
+                                "longest_wait_beyond_estimate_s": round(max(
+                                    (w["waited_s"] - w["estimate_s"] for w in waits.values() if "waited_s" in w),
+                                    default=0.0), 1),
+                                "waits": [{k: round(v, 1) for k, v in w.items()} for w in waits.values()]},
         }
         print(json.dumps(result, indent=2))
         if args.json:
