@@ -19,15 +19,15 @@ stage before (best: highest recall at a precision of at least 0.8 + TUNING_MARGI
 higher precision). The published figures
 use `--seed 0`, which tuning never sees.
 
-    python benchmarks/anomalies.py --files 20 --seed 1 --threads 2 --cache runs/anom/seed1.npz --tune
+    python -m benchmarks.anomalies --files 20 --seed 1 --threads 2 --cache runs/anom/seed1.npz --tune
 
-    python benchmarks/anomalies.py --files 20 --seed 0 --threads 2 --json benchmarks/results/anomalies.json \
+    python -m benchmarks.anomalies --files 20 --seed 0 --threads 2 --json benchmarks/results/anomalies.json \
         --md benchmarks/results/anomalies.md
 
 `--real` scores the real-world yardstick instead (benchmarks/real: files whose sources never
 train), each file clean and with a 64-byte foreign slice written into it:
 
-    python benchmarks/anomalies.py --real --threads 2 --json benchmarks/results/anomalies-real.json \
+    python -m benchmarks.anomalies --real --threads 2 --json benchmarks/results/anomalies-real.json \
         --md benchmarks/results/anomalies-real.md
 """
 
@@ -43,11 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from omnibyte.modality import Modality  # noqa: E402
-from omnibyte.tools.anomaly import AnomalySettings, find_regions, native_header_size  # noqa: E402
-from omnibyte.tools.compress import guess_modality, prefix_tokens  # noqa: E402
+from omnibyte.modality import Modality
+from omnibyte.tools.anomaly import AnomalySettings, find_regions, native_header_size
+from omnibyte.tools.compress import guess_modality, prefix_tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = {"text": "*.txt", "image": "*.bmp", "audio": "*.wav", "video": "*.y4m"}

@@ -9,7 +9,7 @@ For each example input (and a captioned picture with guidance 3), in one process
 Then the time from `python app.py` to the first served page: cold (an empty Numba cache, as a
 fresh Space has) and warm. Run by hand on an otherwise idle machine:
 
-    python benchmarks/app_first_byte.py [--repeats 3] [--json benchmarks/results/app.json]
+    python -m benchmarks.app_first_byte [--repeats 3] [--json benchmarks/results/app.json]
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 EXAMPLES = ROOT / "assets" / "examples"
 
 CASES = {  # name: (upload, raw, share, text, ask, max bytes, guidance)

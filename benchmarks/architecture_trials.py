@@ -6,7 +6,7 @@ per byte, on the corpus split (`runs/corpus2`'s held-out files, 100 per modality
 scores them) and on the real-world yardstick (`benchmarks/real/`: sources that never train), with
 the run's steps, tokens and CPU time from its log. Run by hand after the trials:
 
-    python benchmarks/architecture_trials.py runs/trial-flat runs/trial-flat-local runs/trial-patch8 \
+    python -m benchmarks.architecture_trials runs/trial-flat runs/trial-flat-local runs/trial-patch8 \
         runs/trial-patch4 --json benchmarks/results/architecture-trials.json --md docs/architecture-trials-table.md
 """
 
@@ -15,12 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 MODALITIES = ("text", "image", "audio", "video")
 REAL = ("text", "image", "audio")

@@ -8,8 +8,8 @@ reports the mean bits of the three bytes of each of those two pixels. A model th
 pays far more for its pixel under the wrong caption; one that does not pays the same.
 `caption_sensitivity` in `omnibyte.training.evaluate` gives the same comparison over whole pictures.
 
-    python benchmarks/colour_reading.py --corpus runs/corpus-shapes --files 16 --threads 2
-    python benchmarks/colour_reading.py --corpus runs/corpus-low --files 16 --threads 2 --model runs/probe-low
+    python -m benchmarks.colour_reading --corpus runs/corpus-shapes --files 16 --threads 2
+    python -m benchmarks.colour_reading --corpus runs/corpus-low --files 16 --threads 2 --model runs/probe-low
 """
 
 from __future__ import annotations
@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from omnibyte.modality import Modality  # noqa: E402
-from omnibyte.training.corpus import SHAPES, shape_caption  # noqa: E402
-from omnibyte.training.evaluate import captioned_shapes, changed_colour  # noqa: E402
+from omnibyte.modality import Modality
+from omnibyte.training.corpus import SHAPES, shape_caption
+from omnibyte.training.evaluate import captioned_shapes, changed_colour
 
 HEADER = 54  # bytes of BMP header before the first pixel
 

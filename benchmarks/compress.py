@@ -18,7 +18,7 @@ of exact round trips and of byte-identical containers across the two targets.
 Needs `pip install -r benchmarks/requirements.txt` (zstandard). If runs/corpus is missing,
 build it first: `python -m omnibyte corpus --out runs/corpus --seed 0`.
 
-    nice -n 10 python benchmarks/compress.py --threads 1 --generic --json benchmarks/results/compress.json \
+    nice -n 10 python -m benchmarks.compress --threads 1 --generic --json benchmarks/results/compress.json \
         --md benchmarks/results/compress.md
 """
 
@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = {"text": "*.txt", "image": "*.bmp", "audio": "*.wav", "video": "*.y4m"}

@@ -11,7 +11,7 @@ Compares, in one run and on the same weights shape:
     what a user would otherwise pick (`pip install -r benchmarks/requirements.txt`).
 Speed does not depend on the weights' values, so untrained weights are used unless --model.
 
-    python benchmarks/decode.py --threads 2 --json benchmarks/results/decode.json
+    python -m benchmarks.decode --threads 2 --json benchmarks/results/decode.json
 """
 
 from __future__ import annotations
@@ -19,18 +19,15 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from omnibyte.generation.generate import SamplingParams, generate, prefill  # noqa: E402
-from omnibyte.model.checkpoints import load_model  # noqa: E402
-from omnibyte.model.compiled_decode import CompiledDecodeStep  # noqa: E402
-from omnibyte.vocab import document_tokens  # noqa: E402
+from omnibyte.generation.generate import SamplingParams, generate, prefill
+from omnibyte.model.checkpoints import load_model
+from omnibyte.model.compiled_decode import CompiledDecodeStep
+from omnibyte.vocab import document_tokens
 
 PROMPT = document_tokens([(None, b"The quick brown fox jumps over the lazy dog. " * 2)])
 

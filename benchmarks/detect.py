@@ -23,8 +23,8 @@ modality per kind for the three tools, and every file any tool missed.
 Needs: `pip install -r benchmarks/requirements.txt` (python-magic, magika) and, from Debian,
 `libmagic1` and `ffmpeg`.
 
-    python benchmarks/detect.py --json benchmarks/results/detect.json --md benchmarks/results/detect.md
-    python benchmarks/detect.py --real --json benchmarks/results/detect-real.json --md benchmarks/results/detect-real.md
+    python -m benchmarks.detect --json benchmarks/results/detect.json --md benchmarks/results/detect.md
+    python -m benchmarks.detect --real --json benchmarks/results/detect-real.json --md benchmarks/results/detect-real.md
 """
 
 from __future__ import annotations
@@ -54,11 +54,8 @@ import numpy as np
 import soundfile as sf
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from real_files import sample_files  # noqa: E402
-
-from omnibyte.detector import ModalityDetector  # noqa: E402
+from benchmarks.real_files import sample_files
+from omnibyte.detector import ModalityDetector
 
 TOLERANCE = 16  # bytes either side of a true boundary that still count as finding it
 WINDOW = 1024  # what the windowed baselines label at a time

@@ -7,7 +7,7 @@ lists. Every case is reproducible from (seed, target, index), and any input that
 property is saved under /tmp/omnibyte-fuzz/ with its traceback. A case running past
 --case-timeout seconds counts as a failure too (a hang is a crash a user waits for).
 
-    nice -n 5 python benchmarks/fuzz.py --json benchmarks/results/fuzz.json
+    nice -n 5 python -m benchmarks.fuzz --json benchmarks/results/fuzz.json
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ import traceback
 from collections import Counter
 from pathlib import Path
 
+from omnibyte.detector import ModalityDetector
+from tests import fuzz_cases as tf
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-
-import test_fuzz as tf  # noqa: E402
-
-from omnibyte.detector import ModalityDetector  # noqa: E402
 
 FAILURES_DIR = Path("/tmp/omnibyte-fuzz")
 # cases per target for --scale 1: 103,000 in all

@@ -7,7 +7,7 @@ failed, the server's memory before, at peak and after, and whether it still answ
 and, for each client the queue gave an estimate, how long it waited to start beside what the
 queue said (its first estimated time).
 
-    python benchmarks/load.py [--clients 8] [--max-bytes 256] [--json benchmarks/results/load.json]
+    python -m benchmarks.load [--clients 8] [--max-bytes 256] [--json benchmarks/results/load.json]
 
 Run it a second time with more clients than the queue holds (`--clients 48`: 2 running + 32
 waiting) to see the queue refuse the rest.

@@ -5,7 +5,7 @@ Each variant runs in a fresh process: build the model, allocate the KV cache for
 context, prefill 8,192 tokens in chunks, and report parameter bytes, KV-cache bytes and the
 process's peak resident memory above its baseline.
 
-    python benchmarks/memory.py --json benchmarks/results/memory.json
+    python -m benchmarks.memory --json benchmarks/results/memory.json
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ def measure(n_kv_heads: int, tokens: int, dtype_name: str, chunk: int) -> dict:
     """Runs inside the child process."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
     from omnibyte.model.config import ModelConfig
     from omnibyte.model.transformer import BytePredictor
 
