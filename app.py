@@ -141,27 +141,23 @@ def prompt_from_inputs(upload: str | None, raw: bool, share: float, text: str | 
 
 def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end=True, guidance=1.0,
                          valid_utf8=False, valid_media=False) -> SamplingParams:
-    """The sampling parameters, checked: absurd values are refused with a message, never clamped."""
-    try:
-        numbers = [float(max_bytes), float(temperature), float(top_k), float(top_p), float(seed), float(guidance)]
-    except (TypeError, ValueError):
-        raise OmniByteError(f"the sampling parameters must be numbers, got max bytes {max_bytes!r}, temperature "
-                            f"{temperature!r}, top-k {top_k!r}, top-p {top_p!r}, seed {seed!r}, "
-                            f"guidance {guidance!r}") from None
-    max_bytes, temperature, top_k, top_p, seed, guidance = numbers
-    if not 1 <= max_bytes <= MAX_BYTES or not max_bytes.is_integer():
-        raise OmniByteError(f"max bytes must be a whole number from 1 to {MAX_BYTES:,}, got {max_bytes:g}")
-    if top_k < 0 or not top_k.is_integer():
-        raise OmniByteError(f"top-k must be a whole number, 0 for off, got {top_k:g}")
-    if not 0 < top_p <= 1:
-        raise OmniByteError(f"top-p must be above 0 and at most 1, got {top_p:g}")
-    if not seed.is_integer():
-        raise OmniByteError(f"the seed must be a whole number (-1 for random), got {seed:g}")
-    if not 1 <= guidance <= MAX_GUIDANCE:
-        raise OmniByteError(f"caption guidance must be from 1 (off) to {MAX_GUIDANCE:g}, got {guidance:g}")
-    return SamplingParams(max_new_bytes=int(max_bytes), temperature=temperature, top_k=int(top_k) or None,
-                          top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else int(seed),
-                          stop_at_doc_end=bool(stop_at_end), chunk_size=16, guidance_scale=guidance,
+    """The UI's values as SamplingParams: whole numbers made integers, 0 top-k, top-p 1 and seed -1
+    meaning off. The demo's own limits (max bytes, guidance) are checked here; what any caller
+    must respect, SamplingParams checks. Absurd values are refused with a message, never clamped."""
+    def whole(value, what: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
+            raise OmniByteError(f"{what} must be a whole number, got {value!r}")
+        return int(value)
+
+    max_bytes = whole(max_bytes, "max bytes")
+    if not 1 <= max_bytes <= MAX_BYTES:
+        raise OmniByteError(f"max bytes must be a whole number from 1 to {MAX_BYTES:,}, got {max_bytes:,}")
+    if isinstance(guidance, bool) or not isinstance(guidance, (int, float)) or not 1 <= guidance <= MAX_GUIDANCE:
+        raise OmniByteError(f"caption guidance must be from 1 (off) to {MAX_GUIDANCE:g}, got {guidance!r}")
+    top_k, seed = whole(top_k, "top-k"), whole(seed, "the seed (-1 for random)")
+    return SamplingParams(max_new_bytes=max_bytes, temperature=temperature, top_k=top_k or None,
+                          top_p=None if top_p == 1 else top_p, seed=None if seed < 0 else seed,
+                          stop_at_doc_end=bool(stop_at_end), chunk_size=16, guidance_scale=float(guidance),
                           valid_utf8=bool(valid_utf8), valid_media=bool(valid_media))
 
 

@@ -63,7 +63,7 @@ from omnibyte.modality import Modality
 from omnibyte.model.compiled_decode import CompiledDecodeStep, compiled_decode_supported
 from omnibyte.model.deterministic import DeterministicStep, byte_frequencies, check_float_environment
 from omnibyte.model.transformer import BytePredictor
-from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, ControlToken
+from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, document_tokens
 
 __all__ = [
     "MAGIC",
@@ -154,11 +154,9 @@ def guess_modality(data: bytes) -> Modality:
 
 
 def prefix_tokens(modality: Modality) -> list[int]:
-    """DOC_START, then the modality's tag if it has one (BINARY has none)."""
-    tokens = [int(ControlToken.DOC_START)]
-    if modality in MODALITY_TAGS:
-        tokens.append(int(MODALITY_TAGS[modality]))
-    return tokens
+    """What every window is coded after: the document layout's start with the modality's tag,
+    or DOC_START alone for BINARY, which has no tag."""
+    return document_tokens([(modality if modality in MODALITY_TAGS else None, b"")])
 
 
 # --- the model's identity ---------------------------------------------------------------------------
