@@ -1,5 +1,7 @@
 """The model side of the web demo: live updates, the part being written, and the analysis."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,9 @@ def test_worker_shares_weights_but_not_the_kv_cache(demo_model):
 
 
 def test_stream_ends_with_one_done_update_holding_everything(demo_model):
+    # each step at least 2 ms (a hook, which also keeps it in PyTorch): the model decodes on its
+    # own thread, and updates are snapshots of what it has written when the reader looks
+    demo_model.model.register_forward_hook(lambda *_: time.sleep(0.002))
     prompt = build_prompt(text="hello")
     params = SamplingParams(max_new_bytes=40, seed=1, chunk_size=4, stop_at_doc_end=False)
     updates = list(stream_continuation(demo_model, prompt, params, min_interval_s=0))
@@ -119,3 +124,31 @@ def test_prompt_and_continuation_are_each_judged_against_their_own_baseline(demo
     analysis = analyse_stream(demo_model, prompt, generated, [])
     [(start, end, score)] = analysis.anomalies
     assert abs(start - 2000) <= 4 and abs(end - 2040) <= 4 and score > 10
+
+
+def test_a_slow_reader_never_slows_the_model(demo_model):
+    # the reader takes 0.1 s per update (a big picture to encode, a slow connection); the model,
+    # on its own thread, writes on regardless: all 60 bytes in the time of about one update
+    demo_model.model.register_forward_hook(lambda *_: time.sleep(0.001))
+    params = SamplingParams(max_new_bytes=60, seed=1, chunk_size=4, stop_at_doc_end=False)
+    started = time.perf_counter()
+    updates = []
+    for update in stream_continuation(demo_model, build_prompt(text="hello"), params, min_interval_s=0):
+        updates.append(update)
+        time.sleep(0.1)
+    update = updates[-1]
+    assert update.done and len(update.generated) == 60
+    assert update.elapsed_s < 0.1 + 60 * 0.01 and time.perf_counter() - started < 0.5
+
+
+def test_generations_share_the_cores_out(demo_model):
+    before = torch.get_num_threads()
+    model = DemoModel(tiny_model(), "tiny", trained=False, cores=4)
+    try:
+        with model.generation():
+            assert torch.get_num_threads() == 4  # one visitor: every core
+            with model.generation():
+                assert torch.get_num_threads() == 2
+            assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)

@@ -287,3 +287,10 @@ def test_guidance_as_one_batch_samples_what_two_separate_runs_sample():
         separate = generate(model, prompt, params, compiled_step=False)
         assert [r.data for r in batched] == [r.data for r in separate]
         assert len(batched[0].data) == 120
+
+
+def test_the_first_token_streams_out_on_its_own(model):
+    chunks = list(stream_generate(model, PROMPT, SamplingParams(max_new_bytes=40, seed=0, chunk_size=8,
+                                                                stop_at_doc_end=False)))
+    assert chunks[0].tokens_done == 1 and len(chunks[0].data) <= 1
+    assert [c.tokens_done for c in chunks[1:3]] == [9, 17]

@@ -308,7 +308,8 @@ def guided_logits(conditional: np.ndarray, unconditional: np.ndarray, scale: flo
 
 def stream_generate(model: BytePredictor, prompt: Sequence[int], params: SamplingParams,
                     compiled_step: bool = True) -> Iterator[GeneratedChunk]:
-    """Continue `prompt` (token ids), yielding each sample's new bytes every `chunk_size` tokens.
+    """Continue `prompt` (token ids), yielding each sample's first token at once, then its new
+    bytes every `chunk_size` tokens.
 
     `params.num_samples` continuations run as one batch: each step reads the weights once for
     all of them (each sample's attention over its own cache is still its own). The work happens only
@@ -368,7 +369,8 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
                 reason = (StopReason.DOC_END if params.stop_at_doc_end and token_id == ControlToken.DOC_END
                           else StopReason.MAX_NEW_BYTES if produced[i] >= params.max_new_bytes
                           else StopReason.MAX_TOKENS if step == max_tokens else None)
-                if reason is not None or len(pending[i]) >= params.chunk_size:
+                # the first token goes out on its own: a caller shows something as soon as it exists
+                if reason is not None or len(pending[i]) >= params.chunk_size or step == 1:
                     data, boundaries = split_control_tokens(pending[i], offset[i])
                     yield GeneratedChunk(data, boundaries, offset[i], step, time.perf_counter() - started,
                                          finished=reason is not None, stop_reason=reason, sample=i)
