@@ -10,10 +10,13 @@ each patch (the layout of MEGABYTE and bGPT), built from the flat model's blocks
 Why: the global model runs once per P bytes, so at the flat model's cost per byte it can be
 several times larger, and attention over a 4,096-byte context is attention over 512 patches.
 
-It keeps the flat model's interface for what the trials need: `forward(idx)` gives, for each
-position t of idx (B, T), the logits of token t + 1, so `score_bytes`, evaluation and training
-run it unchanged. Not yet: a KV cache (generation), per-document attention in packed training
-windows (attention crosses documents, as in MEGABYTE), the compiled and deterministic steps.
+It keeps the flat model's interface: `forward(idx)` gives, for each position t of idx (B, T), the
+logits of token t + 1, so `score_bytes`, evaluation and training run it unchanged; with a cache
+(`setup_kv_cache`, then `forward(tokens, start_pos=...)` in order) it generates through
+`stream_generate`: the global model steps once per finished patch, with a KV cache of its own,
+and the local model reruns over the few bytes of the patch being written. Not yet: per-document
+attention in packed training windows (attention crosses documents, as in MEGABYTE), and the
+compiled and deterministic steps (so no compression).
 """
 
 from __future__ import annotations
@@ -64,9 +67,10 @@ class PatchedBytePredictor(BytePredictor):
 
     def forward(self, idx: torch.Tensor, start_pos: int | None = None, doc_ids: torch.Tensor | None = None,
                 last_only: bool = False) -> torch.Tensor:
-        """Logits (B, T, vocab) of the token after each position of idx (B, T), as the flat model's."""
+        """Logits (B, T, vocab) of the token after each position of idx (B, T), as the flat model's.
+        With `start_pos` (after setup_kv_cache), idx continues what was fed before, from start_pos."""
         if start_pos is not None:
-            raise OmniByteError("the patched model has no KV cache yet: it scores and trains, it does not generate")
+            return self._cached(idx, start_pos, last_only)
         batch, seq = idx.shape
         if seq > self.config.max_seq_len:
             raise OmniByteError(f"sequence of {seq} tokens exceeds the model's context of {self.config.max_seq_len}")
@@ -98,5 +102,88 @@ class PatchedBytePredictor(BytePredictor):
             x = x[:, -1:]
         return self.lm_head(self.norm(x)).float()
 
-    def setup_kv_cache(self, *args, **kwargs) -> None:
-        raise OmniByteError("the patched model has no KV cache yet: it scores and trains, it does not generate")
+    # --- generation: a KV cache for the global model, the patch being written for the local one ---
+
+    def setup_kv_cache(self, batch_size: int = 1, max_seq_len: int | None = None,
+                       dtype: torch.dtype | None = None) -> None:
+        from omnibyte.model.transformer import KVCache
+
+        config = self.config
+        max_seq_len = max_seq_len or config.max_seq_len
+        weight = self.tok_embeddings.weight
+        patches = max_seq_len // config.patch_size + 2
+        for block in self.blocks:
+            block.attn.kv_cache = KVCache(batch_size, patches, config.n_kv_heads, config.head_dim,
+                                          dtype or weight.dtype, weight.device)
+        self._history = torch.zeros(batch_size, max_seq_len + config.patch_size, dtype=torch.long,
+                                    device=weight.device)
+        self._fed = 0  # tokens fed so far
+        self._global_done = 0  # global positions in the cache (position 0: the start vector)
+        self._global_out: torch.Tensor | None = None  # (B, P, ld): the local inputs of the current patch
+
+    def clear_kv_cache(self) -> None:
+        for block in self.blocks:
+            block.attn.kv_cache = None
+        self._history = self._global_out = None
+
+    def _cached(self, idx: torch.Tensor, start_pos: int, last_only: bool) -> torch.Tensor:
+        if getattr(self, "_history", None) is None:
+            raise OmniByteError("start_pos needs a KV cache: call setup_kv_cache() first")
+        if start_pos == 0:  # a new stream (or the context slid): forget what was fed
+            self.setup_kv_cache(self._history.size(0), self._history.size(1) - self.config.patch_size,
+                                self.blocks[0].attn.kv_cache.k.dtype)
+        if start_pos != self._fed:
+            raise OmniByteError(f"the patched model is fed in order: expected position {self._fed}, got {start_pos}")
+        batch, seq = idx.shape
+        end = start_pos + seq
+        if end > self._history.size(1) - self.config.patch_size:
+            raise OmniByteError(f"sequence of {end} tokens exceeds the cache of "
+                                f"{self._history.size(1) - self.config.patch_size}")
+        self._history[:batch, start_pos:end] = idx
+        self._fed = end
+        if seq > 1 and not last_only:  # every position's logits: the uncached pass over the whole history
+            self._advance_global(batch)
+            return self.forward(self._history[:batch, :end])[:, start_pos:]
+        self._advance_global(batch)
+        return self._local_logits(batch)[:, None]
+
+    def _advance_global(self, batch: int) -> None:
+        """Run the global model over the patches finished since it last ran, up to the one whose
+        output the next token needs: patch (fed // P) reads patches 0 .. fed // P - 1."""
+        p, ld = self.config.patch_size, self.config.local_d_model
+        needed = self._fed // p + 1  # global positions 0 .. fed // P
+        if needed <= self._global_done:
+            return
+        first = self._global_done
+        inputs = []
+        for position in range(first, needed):
+            if position == 0:
+                inputs.append(self.global_start.expand(batch, 1, -1))
+            else:
+                patch = self._history[:batch, (position - 1) * p:position * p]
+                inputs.append(self.patch_in(self.tok_embeddings(patch).reshape(batch, 1, p * ld)))
+        g = torch.cat(inputs, dim=1)
+        count = needed - first
+        cos, sin = self.global_cos[first:needed], self.global_sin[first:needed]
+        mask = None
+        if count > 1:
+            query = torch.arange(first, needed, device=g.device)
+            mask = query[:, None] >= torch.arange(needed, device=g.device)[None, :]
+        for block in self.blocks:
+            g = block(g, cos, sin, mask, False, first)
+        self._global_done = needed
+        self._global_out = self.patch_out(self.global_norm(g[:, -1:])).view(batch, p, ld)
+
+    def _local_logits(self, batch: int) -> torch.Tensor:
+        """Logits (B, vocab) of the next token: the local model over the patch being written."""
+        p = self.config.patch_size
+        j = self._fed % p  # the next token's place in its patch
+        start = self._fed - j
+        previous = [self.local_start.expand(batch, 1, -1)]
+        if j:
+            previous.append(self.tok_embeddings(self._history[:batch, start:self._fed]))
+        x = self._global_out[:, :j + 1] + torch.cat(previous, dim=1)
+        cos, sin = self.local_cos[:j + 1], self.local_sin[:j + 1]
+        for block in self.local_blocks:
+            x = block(x, cos, sin, None, True, None)
+        return self.lm_head(self.norm(x[:, -1])).float()
