@@ -48,6 +48,7 @@ CONCURRENT_GENERATIONS = 2  # Spaces' free CPU has 2 cores; more would only slow
 QUEUE_SIZE = 32  # further users are told the queue is full
 AUDIO_FIRST_UPDATE = 2_000  # samples (0.25 s) before the live player appears
 LIVE_INTERVAL_S = 0.2  # the live views redraw at most this often; the model never waits for them
+PREFILL_AHEAD_TOKENS = 256  # a prompt this long is read as soon as it is described (typed text is not)
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 # generated files offered for download; Gradio copies them into its own cache (cleaned below)
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="omnibyte-app-"))
@@ -161,7 +162,7 @@ def sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end
                           valid_utf8=bool(valid_utf8), valid_media=bool(valid_media))
 
 
-def describe_prompt(upload, raw, share, text, ask, described=""):
+def describe_prompt(model: DemoModel, upload, raw, share, text, ask, described=""):
     """What the inputs make: notes on the conversion, a preview of the prompt's last part, and the
     bytes it takes to finish that part (set as max bytes). `described` is the inputs last
     described: when nothing changed (the text box only lost focus) nothing is redone, so a max
@@ -176,6 +177,8 @@ def describe_prompt(upload, raw, share, text, ask, described=""):
     except OmniByteError as exc:
         gr.Warning(str(exc))
         return f"**Cannot use this input:** {exc}", "", gr.skip(), inputs
+    if len(prompt.tokens) >= PREFILL_AHEAD_TOKENS:
+        model.prefill_ahead(prompt.tokens)  # read it now, while the visitor looks: Generate starts at once
     notes = "\n".join(f"- {note}" for note in prompt.notes)
     what = prompt.modality.value if prompt.modality else "raw bytes"
     summary = f"**Prompt:** {len(prompt.tokens):,} tokens; the model continues **{what}**.\n{notes}"
@@ -395,7 +398,8 @@ def build_demo(model: DemoModel) -> gr.Blocks:
                 inputs=prompt_inputs, elem_id="examples")
 
             described = gr.State("")  # the inputs describe_prompt last answered for
-            gr.on([upload.change, raw.change, share.release, ask.change, text.change], describe_prompt,
+            gr.on([upload.change, raw.change, share.release, ask.change, text.change],
+                  functools.partial(describe_prompt, model),
                   [*prompt_inputs, described], [prompt_info, prompt_preview, max_bytes, described],
                   show_progress="hidden", api_name="describe_prompt")
             run_event = generate_button.click(

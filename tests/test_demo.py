@@ -152,3 +152,15 @@ def test_generations_share_the_cores_out(demo_model):
             assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_prompt_read_ahead_is_not_read_again(demo_model):
+    prompt = build_prompt(text="a prompt read while its visitor looks at it")
+    reads = []
+    demo_model.model.register_forward_pre_hook(lambda _, args: reads.append(args[0].shape[1]))
+    demo_model.prefill_ahead(prompt.tokens).join()
+    assert demo_model.prefill_ahead(prompt.tokens) is None  # once per prompt
+    params = SamplingParams(max_new_bytes=20, seed=1, stop_at_doc_end=False)
+    updates = list(stream_continuation(demo_model, prompt, params))
+    assert updates[-1].done and len(updates[-1].generated) == 20
+    assert reads.count(len(prompt.tokens)) == 1  # the read ahead; generation started from its cache

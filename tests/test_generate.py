@@ -294,3 +294,25 @@ def test_the_first_token_streams_out_on_its_own(model):
                                                                 stop_at_doc_end=False)))
     assert chunks[0].tokens_done == 1 and len(chunks[0].data) <= 1
     assert [c.tokens_done for c in chunks[1:3]] == [9, 17]
+
+
+def test_a_prefilled_prompt_generates_what_reading_it_again_generates():
+    from omnibyte.generation.generate import prefill_prompt
+    from tests.conftest import tiny_model
+
+    model = tiny_model()
+    prompt = document_tokens([(Modality.TEXT, b"a red circle"), (Modality.IMAGE, b"BM6")])
+    prefilled = prefill_prompt(model, prompt)
+    assert prefilled.tokens == tuple(prompt) and prefilled.keys[0].shape[1] == len(prompt)
+    for guidance, samples, compiled in ((1.0, 2, True), (3.0, 1, True), (3.0, 1, False)):
+        params = SamplingParams(max_new_bytes=80, seed=5, guidance_scale=guidance, num_samples=samples,
+                                stop_at_doc_end=False)
+        fresh = generate(model, prompt, params, compiled_step=compiled)
+        ahead = [b"".join(c.data for c in stream_generate(model, prompt, params, compiled, prefilled=prefilled)
+                          if c.sample == i) for i in range(samples)]
+        assert ahead == [r.data for r in fresh]
+    # a prefill of other tokens is not used: the output is that of the prompt given
+    other = prefill_prompt(model, prompt[:-1])
+    params = SamplingParams(max_new_bytes=30, seed=5, stop_at_doc_end=False)
+    assert b"".join(c.data for c in stream_generate(model, prompt, params, prefilled=other)) == \
+        generate(model, prompt, params)[0].data

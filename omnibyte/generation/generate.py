@@ -28,6 +28,8 @@ __all__ = [
     "sample_next",
     "prefill",
     "decode_one",
+    "PrefilledPrompt",
+    "prefill_prompt",
     "guidance_prompt",
     "guided_logits",
     "stream_generate",
@@ -183,6 +185,42 @@ def decode_one(model: BytePredictor, token: torch.Tensor, pos: int) -> torch.Ten
     return model(token, start_pos=pos)[:, -1]
 
 
+@dataclass(frozen=True)
+class PrefilledPrompt:
+    """A prompt already read into a KV cache: its tokens, every layer's keys and values, and the
+    logits of the token after it. A generation of the same prompt starts from it instead of
+    reading the prompt again (the web demo reads an upload while its visitor looks at it)."""
+
+    tokens: tuple[int, ...]
+    keys: tuple[torch.Tensor, ...]  # per layer, (n_kv_heads, len(tokens), head_dim)
+    values: tuple[torch.Tensor, ...]
+    logits: np.ndarray  # (vocab,)
+
+
+def prefill_prompt(model: BytePredictor, prompt: Sequence[int]) -> PrefilledPrompt | None:
+    """Read `prompt` into a cache of its own (a fork of the model); None for a model whose cache
+    is not the flat model's (the patched one), or a prompt that does not fit the context."""
+    tokens = tuple(int(t) for t in prompt)
+    if type(model) is not BytePredictor or not 0 < len(tokens) < model.config.max_seq_len:
+        return None
+    fork = model.fork()
+    fork.setup_kv_cache(batch_size=1, max_seq_len=len(tokens))
+    device = model.tok_embeddings.weight.device
+    with torch.inference_mode():
+        logits = _to_host(prefill(fork, torch.tensor([tokens], dtype=torch.long, device=device)))[0]
+    caches = [block.attn.kv_cache for block in fork.blocks]
+    return PrefilledPrompt(tokens, tuple(c.k[0].clone() for c in caches), tuple(c.v[0].clone() for c in caches),
+                           logits)
+
+
+def _load_prefilled(model: BytePredictor, rows: slice, prefilled: PrefilledPrompt) -> None:
+    """Copy a prefilled prompt into rows of the model's KV cache."""
+    length = len(prefilled.tokens)
+    for block, keys, values in zip(model.blocks, prefilled.keys, prefilled.values):
+        block.attn.kv_cache.k[rows, :, :length] = keys
+        block.attn.kv_cache.v[rows, :, :length] = values
+
+
 def _to_host(logits: torch.Tensor) -> np.ndarray:
     return logits.float().cpu().numpy()
 
@@ -202,16 +240,22 @@ class _CachedRun:
     """One model with its KV cache over n streams: the prompt is prefilled, then each `advance`
     feeds one token per stream and leaves the next logits in `logits` (n, vocab)."""
 
-    def __init__(self, model: BytePredictor, prompt: list[int], n: int, compiled_step: bool) -> None:
+    def __init__(self, model: BytePredictor, prompt: list[int], n: int, compiled_step: bool,
+                 prefilled: PrefilledPrompt | None = None) -> None:
         self.model, self.context = model, model.config.max_seq_len
         self.keep = max(1, self.context // 2)  # how much of the past survives a slide
         self.device = model.tok_embeddings.weight.device
         self.history = [list(prompt) for _ in range(n)]
         model.setup_kv_cache(batch_size=n)
-        # inference mode is set around each step, never held across a yield: the mode belongs to
-        # the thread, and a server may resume the generator from another thread each time
-        with torch.inference_mode():
-            self.logits = _to_host(prefill(model, torch.tensor([prompt] * n, dtype=torch.long, device=self.device)))
+        if prefilled is not None:  # the prompt was read already: its cache, copied to every stream
+            _load_prefilled(model, slice(0, n), prefilled)
+            self.logits = np.repeat(prefilled.logits[None], n, axis=0)
+        else:
+            # inference mode is set around each step, never held across a yield: the mode belongs
+            # to the thread, and a server may resume the generator from another thread each time
+            with torch.inference_mode():
+                self.logits = _to_host(prefill(model, torch.tensor([prompt] * n, dtype=torch.long,
+                                                                   device=self.device)))
         # built after setup_kv_cache: the step works on the cache's own buffers
         self.step = CompiledDecodeStep(model) if compiled_step and compiled_decode_supported(model) else None
         self.pos = len(prompt)
@@ -243,14 +287,20 @@ class _GuidedRun:
     compiled step reads the weights once for both contexts instead of once per context.
     `logits` (2n, vocab): the conditional streams' rows, then the unconditional ones'."""
 
-    def __init__(self, model: BytePredictor, prompt: list[int], unconditional: list[int], n: int) -> None:
+    def __init__(self, model: BytePredictor, prompt: list[int], unconditional: list[int], n: int,
+                 prefilled: PrefilledPrompt | None = None) -> None:
         self.model, self.n, self.context = model, n, model.config.max_seq_len
         self.keep = max(1, self.context // 2)
         self.history = [list(prompt) for _ in range(n)] + [list(unconditional) for _ in range(n)]
         model.setup_kv_cache(batch_size=2 * n)
         self.positions = np.zeros(2 * n, dtype=np.int64)
         self.logits = np.empty((2 * n, model.config.vocab_size), dtype=np.float32)
-        self._fill(0, prompt)
+        if prefilled is not None:
+            _load_prefilled(model, slice(0, n), prefilled)
+            self.logits[:n] = prefilled.logits
+            self.positions[:n] = len(prompt)
+        else:
+            self._fill(0, prompt)
         self._fill(n, unconditional)
         self.step = CompiledDecodeStep(model)
 
@@ -307,7 +357,7 @@ def guided_logits(conditional: np.ndarray, unconditional: np.ndarray, scale: flo
 
 
 def stream_generate(model: BytePredictor, prompt: Sequence[int], params: SamplingParams,
-                    compiled_step: bool = True) -> Iterator[GeneratedChunk]:
+                    compiled_step: bool = True, prefilled: PrefilledPrompt | None = None) -> Iterator[GeneratedChunk]:
     """Continue `prompt` (token ids), yielding each sample's first token at once, then its new
     bytes every `chunk_size` tokens.
 
@@ -317,9 +367,10 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     the context fills, the window slides: the cache is rebuilt from the most recent half of
     the context and generation goes on. On a CPU each step after the prefill runs compiled
     (compiled_decode.py, several times faster there than eager PyTorch) unless `compiled_step`
-    is False. With guidance a second copy of the model runs the prompt's last part alone beside
-    it (twice the work per byte); with `valid_utf8` text parts keep to UTF-8's grammar, with
-    `valid_media` pictures, sounds and videos to their formats.
+    is False. With guidance the prompt's last part alone is read beside it, as more streams of the
+    same batch (the compiled step) or by a second copy of the model; with `valid_utf8` text parts keep to UTF-8's grammar, with
+    `valid_media` pictures, sounds and videos to their formats. `prefilled` (from `prefill_prompt`)
+    saves reading the prompt again; one made from other tokens is ignored.
     """
     context = model.config.max_seq_len
     # a prompt longer than the context is read from its recent half only, so only that much is
@@ -341,12 +392,14 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     unconditional = guidance_prompt(tokens) if params.guidance_scale != 1 else None
     guards = ([Utf8Guard(tokens, n)] if params.valid_utf8 else []) + \
         ([FormatGuard(tokens, n)] if params.valid_media else [])
+    if prefilled is not None and (prefilled.tokens != tuple(tokens) or type(model) is not BytePredictor):
+        prefilled = None
     runs: list[_CachedRun | _GuidedRun] = []
     try:
         if unconditional is not None and compiled_step and compiled_decode_supported(model):
-            runs.append(_GuidedRun(model, tokens, unconditional, n))  # both contexts in one batch
+            runs.append(_GuidedRun(model, tokens, unconditional, n, prefilled))  # both contexts in one batch
         else:
-            runs.append(_CachedRun(model, tokens, n, compiled_step))
+            runs.append(_CachedRun(model, tokens, n, compiled_step, prefilled))
             if unconditional is not None:
                 runs.append(_CachedRun(model.fork(), unconditional, n, compiled_step))  # its own KV cache
         for step in range(1, max_tokens + 1):

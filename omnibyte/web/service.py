@@ -5,7 +5,8 @@
 - `DemoModel`: the model, loaded once; `DemoModel.worker()` gives each generation its own
   lightweight copy that shares the weights but has its own KV cache, so concurrent users never
   share generation state; `DemoModel.generation()` counts the generations running, so each gets
-  its share of the cores.
+  its share of the cores; `DemoModel.prefill_ahead()` reads a prompt while its visitor is still
+  looking at it, so Generate starts writing at once.
 - `stream_continuation`: a generator of `StreamUpdate`s (bytes so far, speed), stopping at the
   byte budget, a document end or the time limit. The model decodes on a thread of its own and
   never waits for the caller: each update is a snapshot of what it has written, taken as soon as
@@ -33,7 +34,7 @@ import torch
 
 from omnibyte.detector import ModalityDetector
 from omnibyte.errors import OmniByteError
-from omnibyte.generation.generate import SamplingParams, StopReason, stream_generate
+from omnibyte.generation.generate import PrefilledPrompt, SamplingParams, StopReason, prefill_prompt, stream_generate
 from omnibyte.generation.prompt import Prompt
 from omnibyte.modality import Modality
 from omnibyte.model import deterministic
@@ -58,6 +59,7 @@ class DemoModel:
         self.cores = max(1, cores or os.cpu_count() or 1)
         self._running = 0
         self._lock = threading.Lock()
+        self._prefilled: dict[tuple[int, ...], PrefilledPrompt] = {}  # the most recent few, oldest first
 
     @classmethod
     def load(cls, folder: str | Path | None = None, preset: str | None = None) -> DemoModel:
@@ -74,6 +76,33 @@ class DemoModel:
     def worker(self) -> BytePredictor:
         """A copy for one generation: the same parameter tensors, its own modules and KV cache."""
         return self.model.fork()
+
+    PREFILLED_KEPT = 4  # prompts read ahead and kept (a few MB each), for the visitors of the moment
+
+    def prefill_ahead(self, tokens: Sequence[int]) -> threading.Thread | None:
+        """Read `tokens` into a KV cache on a thread of its own (once per prompt), kept for the
+        generation that will ask for it."""
+        key = tuple(int(t) for t in tokens)
+        with self._lock:
+            if key in self._prefilled:
+                return None
+
+        def read() -> None:
+            prefilled = prefill_prompt(self.model, key)
+            if prefilled is not None:
+                with self._lock:
+                    self._prefilled[key] = prefilled
+                    while len(self._prefilled) > self.PREFILLED_KEPT:
+                        self._prefilled.pop(next(iter(self._prefilled)))
+
+        thread = threading.Thread(target=read, name="omnibyte-prefill", daemon=True)
+        thread.start()
+        return thread
+
+    def prefilled(self, tokens: Sequence[int]) -> PrefilledPrompt | None:
+        """The prompt read ahead, if it was."""
+        with self._lock:
+            return self._prefilled.get(tuple(int(t) for t in tokens))
 
     @contextmanager
     def generation(self) -> Iterator[None]:
@@ -119,8 +148,9 @@ class _Decoding:
         self.done = False
         self.stop = threading.Event()
 
-    def run(self, model: BytePredictor, tokens: Sequence[int], params: SamplingParams) -> None:
-        chunks = stream_generate(model, tokens, params)
+    def run(self, model: BytePredictor, tokens: Sequence[int], params: SamplingParams,
+            prefilled: PrefilledPrompt | None) -> None:
+        chunks = stream_generate(model, tokens, params, prefilled=prefilled)
         try:
             for chunk in chunks:
                 with self.changed:
@@ -154,8 +184,9 @@ def stream_continuation(demo_model: DemoModel, prompt: Prompt, params: SamplingP
     decoding = _Decoding()
     started = time.perf_counter()
     with demo_model.generation():
-        thread = threading.Thread(target=decoding.run, args=(demo_model.worker(), prompt.tokens, params),
-                                  name="omnibyte-decode", daemon=True)
+        thread = threading.Thread(target=decoding.run, name="omnibyte-decode", daemon=True,
+                                  args=(demo_model.worker(), prompt.tokens, params,
+                                        demo_model.prefilled(prompt.tokens)))
         thread.start()
         try:
             shown, last_update = 0, -math.inf
