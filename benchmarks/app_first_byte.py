@@ -141,13 +141,13 @@ def measure(app, client, handle_file, repeats: int) -> dict:
     for name, case in CASES.items():
         upload, raw, share, text, ask, max_bytes, guidance = case
         prompt = app.prompt_from_inputs(str(upload) if upload else None, raw, share, text, ask)
-        runs, page, cli = [], [], []
-        for repeat in range(repeats):
+        runs, cli = [], []
+        for repeat in range(repeats):  # straight to /generate first: nothing of this prompt is read ahead yet
             params = app.sampling_from_inputs(max_bytes, 1.0, 0, 1.0, repeat, False, guidance, True, True)
             with model.generation():  # the threads one user gets, as the app gives them
                 cli.append(command_line_rate(model, prompt, params))
             runs.append(app_run(client, handle_file, case, repeat, described=False))
-            page.append(app_run(client, handle_file, case, repeat, described=True))
+        page = [app_run(client, handle_file, case, repeat, described=True) for repeat in range(repeats)]
         row = {key: round(statistics.median(r[key] for r in runs), 3) for key in runs[0]}
         row["page_first_bytes_s"] = round(statistics.median(r["first_bytes_s"] for r in page), 3)
         row["page_reported_bytes_per_s"] = round(statistics.median(r["app_reported_bytes_per_s"] for r in page))

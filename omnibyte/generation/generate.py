@@ -185,6 +185,12 @@ def decode_one(model: BytePredictor, token: torch.Tensor, pos: int) -> torch.Ten
     return model(token, start_pos=pos)[:, -1]
 
 
+def _within_context(prompt: Sequence[int], context: int) -> list[int]:
+    """The prompt as generation reads it: a prompt that fills the context is read from its recent
+    half only, so only that much is ever converted (a huge prompt costs nothing beyond its list)."""
+    return [int(t) for t in (prompt[-max(1, context // 2):] if len(prompt) >= context else prompt)]
+
+
 @dataclass(frozen=True)
 class PrefilledPrompt:
     """A prompt already read into a KV cache: its tokens, every layer's keys and values, and the
@@ -198,10 +204,11 @@ class PrefilledPrompt:
 
 
 def prefill_prompt(model: BytePredictor, prompt: Sequence[int]) -> PrefilledPrompt | None:
-    """Read `prompt` into a cache of its own (a fork of the model); None for a model whose cache
-    is not the flat model's (the patched one), or a prompt that does not fit the context."""
-    tokens = tuple(int(t) for t in prompt)
-    if type(model) is not BytePredictor or not 0 < len(tokens) < model.config.max_seq_len:
+    """Read `prompt` (as stream_generate would: its recent half when it fills the context) into a
+    cache of its own, a fork of the model; None for a model whose cache is not the flat model's
+    (the patched one)."""
+    tokens = tuple(_within_context(prompt, model.config.max_seq_len))
+    if type(model) is not BytePredictor or not tokens:
         return None
     fork = model.fork()
     fork.setup_kv_cache(batch_size=1, max_seq_len=len(tokens))
@@ -368,14 +375,11 @@ def stream_generate(model: BytePredictor, prompt: Sequence[int], params: Samplin
     the context and generation goes on. On a CPU each step after the prefill runs compiled
     (compiled_decode.py, several times faster there than eager PyTorch) unless `compiled_step`
     is False. With guidance the prompt's last part alone is read beside it, as more streams of the
-    same batch (the compiled step) or by a second copy of the model; with `valid_utf8` text parts keep to UTF-8's grammar, with
-    `valid_media` pictures, sounds and videos to their formats. `prefilled` (from `prefill_prompt`)
-    saves reading the prompt again; one made from other tokens is ignored.
+    same batch (the compiled step) or by a second copy of the model; with `valid_utf8` text parts
+    keep to UTF-8's grammar, with `valid_media` pictures, sounds and videos to their formats.
+    `prefilled` (from `prefill_prompt`) saves reading the prompt again; one of other tokens is ignored.
     """
-    context = model.config.max_seq_len
-    # a prompt longer than the context is read from its recent half only, so only that much is
-    # ever converted: a huge prompt costs no time or memory beyond its own list
-    tokens = [int(t) for t in (prompt[-max(1, context // 2):] if len(prompt) >= context else prompt)]
+    tokens = _within_context(prompt, model.config.max_seq_len)
     if not tokens:
         raise OmniByteError("the prompt is empty: give at least one token (generation normally starts with DOC_START)")
     if any(not 0 <= t < VOCAB_SIZE for t in tokens):
