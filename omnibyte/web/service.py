@@ -147,6 +147,9 @@ class _Decoding:
         self.error: BaseException | None = None
         self.done = False
         self.stop = threading.Event()
+        # whether the reader waits for new bytes: only then does a chunk wake it (waking it for
+        # every chunk would take the interpreter from the decoding thread for nothing)
+        self.reader_waits = False
 
     def run(self, model: BytePredictor, tokens: Sequence[int], params: SamplingParams,
             prefilled: PrefilledPrompt | None) -> None:
@@ -157,7 +160,8 @@ class _Decoding:
                     self.generated += chunk.data
                     self.boundaries += chunk.boundaries
                     self.stop_reason = chunk.stop_reason
-                    self.changed.notify_all()
+                    if self.reader_waits:
+                        self.changed.notify_all()
                 if chunk.finished or self.stop.is_set():
                     break
         except BaseException as exc:  # handed to the reading thread, which raises it there
@@ -196,8 +200,10 @@ def stream_continuation(demo_model: DemoModel, prompt: Prompt, params: SamplingP
                     # wait for new bytes, but not sooner than min_interval_s after the last update
                     decoding.changed.wait_for(lambda: decoding.done, timeout=max(
                         0.0, min(last_update + min_interval_s, deadline) - time.perf_counter()))
+                    decoding.reader_waits = True
                     decoding.changed.wait_for(lambda shown=shown: decoding.done or len(decoding.generated) > shown,
                                               timeout=max(0.0, deadline - time.perf_counter()))
+                    decoding.reader_waits = False
                     snapshot = StreamUpdate(bytes(decoding.generated), tuple(decoding.boundaries),
                                             time.perf_counter() - started, decoding.done, decoding.stop_reason)
                 if decoding.error is not None:
