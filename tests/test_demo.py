@@ -164,3 +164,17 @@ def test_a_prompt_read_ahead_is_not_read_again(demo_model):
     updates = list(stream_continuation(demo_model, prompt, params))
     assert updates[-1].done and len(updates[-1].generated) == 20
     assert reads.count(len(prompt.tokens)) == 1  # the read ahead; generation started from its cache
+
+
+def test_one_prompt_is_read_ahead_at_a_time(demo_model):
+    import threading
+
+    reading = threading.Event()
+    demo_model.model.register_forward_pre_hook(lambda *_: reading.wait(5) and None)  # the first read takes its time
+    first = demo_model.prefill_ahead(build_prompt(text="one upload").tokens)
+    assert demo_model.prefill_ahead(build_prompt(text="and another at once").tokens) is None  # busy: skipped
+    reading.set()
+    first.join()
+    later = demo_model.prefill_ahead(build_prompt(text="and another later").tokens)
+    later.join()
+    assert demo_model.prefilled(build_prompt(text="and another later").tokens) is not None

@@ -60,6 +60,7 @@ class DemoModel:
         self._running = 0
         self._lock = threading.Lock()
         self._prefilled: dict[tuple[int, ...], PrefilledPrompt] = {}  # the most recent few, oldest first
+        self._reading_ahead = threading.Lock()
 
     @classmethod
     def load(cls, folder: str | Path | None = None, preset: str | None = None) -> DemoModel:
@@ -86,14 +87,21 @@ class DemoModel:
         with self._lock:
             if key in self._prefilled:
                 return None
+        # one read ahead at a time: a client sending upload after upload gets no more than one
+        # thread of the server's CPU for them (a prompt not read ahead is read when it generates)
+        if not self._reading_ahead.acquire(blocking=False):
+            return None
 
         def read() -> None:
-            prefilled = prefill_prompt(self.model, key)
-            if prefilled is not None:
-                with self._lock:
-                    self._prefilled[key] = prefilled
-                    while len(self._prefilled) > self.PREFILLED_KEPT:
-                        self._prefilled.pop(next(iter(self._prefilled)))
+            try:
+                prefilled = prefill_prompt(self.model, key)
+                if prefilled is not None:
+                    with self._lock:
+                        self._prefilled[key] = prefilled
+                        while len(self._prefilled) > self.PREFILLED_KEPT:
+                            self._prefilled.pop(next(iter(self._prefilled)))
+            finally:
+                self._reading_ahead.release()
 
         thread = threading.Thread(target=read, name="omnibyte-prefill", daemon=True)
         thread.start()
