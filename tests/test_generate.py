@@ -280,9 +280,9 @@ def test_guidance_as_one_batch_samples_what_two_separate_runs_sample():
 
     model = tiny_model()
     prompt = document_tokens([(Modality.TEXT, b"a red circle"), (Modality.IMAGE, b"BM")])
-    for samples in (1, 2):
-        params = SamplingParams(max_new_bytes=120, temperature=0, guidance_scale=3.0, stop_at_doc_end=False,
-                                num_samples=samples)
+    for samples, temperature in ((1, 0), (2, 0), (2, 1.0)):  # sampled streams differ: each slides its own past
+        params = SamplingParams(max_new_bytes=120, temperature=temperature, guidance_scale=3.0, seed=4,
+                                stop_at_doc_end=False, num_samples=samples)
         batched = generate(model, prompt, params, compiled_step=True)
         separate = generate(model, prompt, params, compiled_step=False)
         assert [r.data for r in batched] == [r.data for r in separate]

@@ -302,29 +302,31 @@ class _GuidedRun:
         model.setup_kv_cache(batch_size=2 * n)
         self.positions = np.zeros(2 * n, dtype=np.int64)
         self.logits = np.empty((2 * n, model.config.vocab_size), dtype=np.float32)
-        if prefilled is not None:
-            _load_prefilled(model, slice(0, n), prefilled)
-            self.logits[:n] = prefilled.logits
-            self.positions[:n] = len(prompt)
-        else:
-            self._fill(0, prompt)
-        self._fill(n, unconditional)
+        self._load(0, prefilled or prefill_prompt(model, prompt))
+        self._load(n, prefill_prompt(model, unconditional))
         self.step = CompiledDecodeStep(model)
 
-    def _fill(self, first: int, tokens: list[int]) -> None:
-        """Prefill one context into rows first..first + n of the shared cache, through a fork
-        with a cache of its own (PyTorch's prefill writes a cache from its first row)."""
+    def _load(self, first: int, prefilled: PrefilledPrompt) -> None:
+        """One context, read once, into rows first..first + n of the shared cache."""
         rows = slice(first, first + self.n)
+        _load_prefilled(self.model, rows, prefilled)
+        self.logits[rows] = prefilled.logits
+        self.positions[rows] = len(prefilled.tokens)
+
+    def _refill(self, first: int) -> None:
+        """Slide one context: rebuild its rows, each from its own stream's recent past, through a
+        fork with a cache of its own (PyTorch's prefill writes a cache from its first row)."""
+        rows = slice(first, first + self.n)
+        recent = [history[-self.keep:] for history in self.history[rows]]
         fork = self.model.fork()
-        fork.setup_kv_cache(batch_size=self.n, max_seq_len=len(tokens))
-        device = self.model.tok_embeddings.weight.device
+        fork.setup_kv_cache(batch_size=self.n, max_seq_len=self.keep)
         with torch.inference_mode():
-            self.logits[rows] = _to_host(prefill(fork, torch.tensor([tokens] * self.n, dtype=torch.long,
-                                                                    device=device)))
+            self.logits[rows] = _to_host(prefill(fork, torch.tensor(recent, dtype=torch.long,
+                                                                    device=self.model.tok_embeddings.weight.device)))
         for mine, theirs in zip(self.model.blocks, fork.blocks):
-            mine.attn.kv_cache.k[rows, :, :len(tokens)] = theirs.attn.kv_cache.k
-            mine.attn.kv_cache.v[rows, :, :len(tokens)] = theirs.attn.kv_cache.v
-        self.positions[rows] = len(tokens)
+            mine.attn.kv_cache.k[rows, :, :self.keep] = theirs.attn.kv_cache.k
+            mine.attn.kv_cache.v[rows, :, :self.keep] = theirs.attn.kv_cache.v
+        self.positions[rows] = self.keep
 
     def advance(self, token: np.ndarray) -> None:
         both = np.concatenate([token, token])  # the sampled byte extends both contexts
@@ -333,7 +335,7 @@ class _GuidedRun:
         full = self.positions >= self.context
         for first in (0, self.n):
             if full[first]:  # slide this context: rebuild its rows from the recent past
-                self._fill(first, self.history[first][-self.keep:])
+                self._refill(first)
         if full.any():
             # the refilled rows have fresh logits; the others still take this step. The refilled
             # rows ride along at their next free position, whose entry their own next step
