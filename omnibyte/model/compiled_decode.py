@@ -253,12 +253,13 @@ def fold_weights(model: BytePredictor) -> FoldedWeights:
         n_heads=config.n_heads, eps=np.float32(config.norm_eps))
 
 
-def checked_tokens(tokens, pos: int, batch_size: int, max_positions: int, vocab_size: int) -> np.ndarray:
-    """One token id per stream as int64, or an OmniByteError saying what does not fit the step."""
+def checked_tokens(tokens, pos, batch_size: int, max_positions: int, vocab_size: int) -> np.ndarray:
+    """One token id per stream as int64, or an OmniByteError saying what does not fit the step.
+    `pos`: one position for every stream, or one each."""
     tokens = np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1)
     if tokens.shape[0] != batch_size:
         raise OmniByteError(f"the KV cache holds {batch_size} streams, got {tokens.shape[0]} tokens")
-    if not 0 <= pos < max_positions:
+    if not (0 <= np.min(pos) and np.max(pos) < max_positions):
         raise OmniByteError(f"position {pos} is outside the KV cache of {max_positions}")
     if tokens.min() < 0 or tokens.max() >= vocab_size:
         raise OmniByteError(f"token ids must be in 0-{vocab_size - 1}")
@@ -287,8 +288,7 @@ class CompiledDecodeStep:
         one position for every stream, or one each (B,)."""
         w = self.weights
         positions = np.ascontiguousarray(np.broadcast_to(np.asarray(pos, dtype=np.int64), (self.batch_size,)))
-        for one in {int(p) for p in positions}:
-            tokens = checked_tokens(tokens, one, self.batch_size, self.max_positions, w.embedding.shape[0])
+        tokens = checked_tokens(tokens, positions, self.batch_size, self.max_positions, w.embedding.shape[0])
         return _decode_step(tokens, positions, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain,
                             w.qk_gain_rotated, w.out, w.gate_up, w.down, w.lm_head, self.k_caches,
                             self.v_caches, w.n_heads, w.eps)

@@ -37,7 +37,7 @@ from omnibyte.errors import OmniByteError
 from omnibyte.generation.generate import GenerationResult, SamplingParams, generate
 from omnibyte.modality import Modality
 from omnibyte.model.transformer import BytePredictor
-from omnibyte.tools.classical import flac_size, general_sizes, png_size
+from omnibyte.tools.classical import classical_sizes, png_size
 from omnibyte.tools.score import score_bytes
 from omnibyte.training.corpus import COLOURS, SHAPES, shape_caption
 from omnibyte.vocab import MODALITY_TAGS, document_tokens
@@ -77,12 +77,8 @@ def compression_table(model: BytePredictor, val_dir: Path, max_files: int | None
             data = path.read_bytes()
             size += len(data)
             totals["model"] += float(score_bytes(model, data, prefix=prefix).surprisal_bits.sum())
-            for name, size_bytes in general_sizes(data).items():
+            for name, size_bytes in classical_sizes(data, modality).items():
                 totals[name] += 8 * size_bytes
-            if "png" in totals:
-                totals["png"] += 8 * png_size(decode_image(data).pixels)
-            if "flac" in totals:
-                totals["flac"] += 8 * flac_size(decode_audio(data).samples, SAMPLE_RATE)
         row = {"files": len(files), "bytes": size}
         row.update({name: bits / size for name, bits in totals.items() if name != "zstd -19" or bits})
         classical = {k: v for k, v in row.items() if k not in ("files", "bytes", "model")}
