@@ -141,10 +141,9 @@ class PatchedBytePredictor(BytePredictor):
                                 f"{self._history.size(1) - self.config.patch_size}")
         self._history[:batch, start_pos:end] = idx
         self._fed = end
-        if seq > 1 and not last_only:  # every position's logits: the uncached pass over the whole history
-            self._advance_global(batch)
-            return self.forward(self._history[:batch, :end])[:, start_pos:]
         self._advance_global(batch)
+        if seq > 1 and not last_only:  # every position's logits: the uncached pass over the whole history
+            return self.forward(self._history[:batch, :end])[:, start_pos:]
         return self._local_logits(batch)[:, None]
 
     def _advance_global(self, batch: int) -> None:
