@@ -214,7 +214,7 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
     prompt = prompt_from_inputs(upload, raw, share, text, ask)
     params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
                                   valid_media)
-    shown_kind = None
+    shown_title = None
     audio_samples_shown = 0
     yield (f"Reading the {len(prompt.tokens):,}-token prompt…", *_live_updates(None), "", "", "", None)
     for update in stream_continuation(model, prompt, params, time_limit_s=TIME_LIMIT_S,
@@ -224,8 +224,8 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
         view = live_view(modality, part, from_prompt)
         audio_now = view.kind == "audio" and (
             (audio_samples_shown == 0 and len(view.audio[1]) >= AUDIO_FIRST_UPDATE) or update.done)
-        updates = _live_updates(view, show=view.kind != shown_kind, audio_now=audio_now)
-        shown_kind = view.kind
+        updates = _live_updates(view, show=view.title != shown_title, audio_now=audio_now)
+        shown_title = view.title
         if audio_now:
             audio_samples_shown = len(view.audio[1])
         progress = (f"**{len(update.generated):,} / {params.max_new_bytes:,} bytes** · "
@@ -246,18 +246,27 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
 
 
 def _live_updates(view, show: bool = True, audio_now: bool = False):
-    """Updates for the live image, sound and text: only the view's own kind visible, and only
-    what changed sent (the sound is resent rarely, so the player is not rebuilt every moment)."""
+    """Updates for the live image, sound and text. Showing a view (a new part) sends components:
+    only its own kind visible, titled. Between, only the visible view's new value is sent: an
+    update that changes a component's properties makes Gradio rebuild the component and its API
+    schema, which takes the interpreter from the decoding thread, so the caption that changes
+    with every update is in the progress line, not in a label. The sound is resent rarely, so the
+    player is not rebuilt every moment."""
     if view is None:  # a new generation: clear all three
         return (gr.Image(value=None, visible=False), gr.Audio(value=None, visible=False),
                 gr.HighlightedText(value=None, visible=False))
-    image = gr.Image(value=view.image, label=view.caption, visible=True) if view.kind == "image" \
-        else (gr.Image(visible=False) if show else gr.skip())
-    audio = gr.Audio(value=view.audio, label=view.caption, visible=True) if view.kind == "audio" and audio_now \
-        else (gr.Audio(visible=view.kind == "audio") if show else gr.skip())
-    text = gr.HighlightedText(value=view.text, label=view.caption, visible=True) if view.kind == "text" \
-        else (gr.HighlightedText(visible=False) if show else gr.skip())
-    return image, audio, text
+    if show:
+        label = f"Live {view.title}"
+        image = gr.Image(value=view.image, label=label, visible=True) if view.kind == "image" \
+            else gr.Image(visible=False)
+        audio = gr.Audio(value=view.audio if audio_now else None, label=label, visible=True) \
+            if view.kind == "audio" else gr.Audio(visible=False)
+        text = gr.HighlightedText(value=view.text, label=label, visible=True) if view.kind == "text" \
+            else gr.HighlightedText(visible=False)
+        return image, audio, text
+    return (view.image if view.kind == "image" else gr.skip(),
+            view.audio if view.kind == "audio" and audio_now else gr.skip(),
+            view.text if view.kind == "text" else gr.skip())
 
 
 @user_errors("compression")

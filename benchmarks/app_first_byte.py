@@ -120,6 +120,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as cache:
         server, cold = start_server(cache, 7871)  # an empty Numba cache: the decoding steps compile
+        # this process stands in for a visitor's browser, which runs on another machine: it yields
+        # the cores to the server whenever both want them (the server's own work still counts)
+        os.nice(10)
         try:
             results = measure(app, Client("http://127.0.0.1:7871/", verbose=False), handle_file, args.repeats)
         finally:

@@ -47,9 +47,11 @@ def test_image_upload_streams_rows_then_shows_segments(client):
     outputs, updates = finished(generate(client, EXAMPLES / "red-circle.png", max_bytes=200))
     assert len(updates) >= 3  # the prompt notice, at least one live update, the analysis
     assert "200 / 200 bytes" in outputs[PROGRESS] and "Found 1 segment(s): image (bmp)" in outputs[PROGRESS]
-    live = [u[IMAGE] for u in updates if isinstance(u[IMAGE], dict) and u[IMAGE].get("value")]
-    assert live, "the live image was never drawn"
-    assert "filling from the bottom" in live[-1]["label"]
+    shown = [u[IMAGE] for u in updates if isinstance(u[IMAGE], dict) and u[IMAGE].get("value")]
+    assert len(shown) == 1 and "filling from the bottom" in shown[0]["label"], "the live image is shown once, titled"
+    # then only new pictures (plain values): a property update would rebuild the component each time
+    assert [u[IMAGE] for u in updates if isinstance(u[IMAGE], str)], "the picture was never redrawn"
+    assert "rows, filling from the bottom" in outputs[PROGRESS]  # the caption that changes, in the progress line
     assert 'data-modality="image"' in outputs[SEGMENTS] and "prompt to 1,590, generated after" in outputs[SEGMENTS]
     assert "ob-bar-piece" in outputs[BYTE_MAP] and "<svg" in outputs[PLOT]
     assert Path(outputs[DOWNLOAD]).suffix == ".bmp" and Path(outputs[DOWNLOAD]).stat().st_size == 1590 + 200

@@ -154,6 +154,7 @@ class _Decoding:
         self.stop_reason: StopReason | None = None
         self.error: BaseException | None = None
         self.done = False
+        self.finished_at: float | None = None  # perf_counter when the model stopped writing
         self.stop = threading.Event()
         # whether the reader waits for new bytes: only then does a chunk wake it (waking it for
         # every chunk would take the interpreter from the decoding thread for nothing)
@@ -177,6 +178,7 @@ class _Decoding:
         finally:
             chunks.close()
             with self.changed:
+                self.finished_at = time.perf_counter()
                 self.done = True
                 self.changed.notify_all()
 
@@ -212,8 +214,11 @@ def stream_continuation(demo_model: DemoModel, prompt: Prompt, params: SamplingP
                     decoding.changed.wait_for(lambda shown=shown: decoding.done or len(decoding.generated) > shown,
                                               timeout=max(0.0, deadline - time.perf_counter()))
                     decoding.reader_waits = False
+                    # the last update is timed when the model stopped, not when this reader (which
+                    # may have been busy drawing the update before) got to it
+                    ended = decoding.finished_at if decoding.done else time.perf_counter()
                     snapshot = StreamUpdate(bytes(decoding.generated), tuple(decoding.boundaries),
-                                            time.perf_counter() - started, decoding.done, decoding.stop_reason)
+                                            ended - started, decoding.done, decoding.stop_reason)
                 if decoding.error is not None:
                     raise decoding.error
                 if snapshot.done:

@@ -93,6 +93,7 @@ class LiveView:
     """What to draw for the part being written: an image, a sound, or text with its prompt marked."""
 
     kind: str  # "image", "audio" or "text"
+    title: str  # what the view shows, the same for the whole part (the caption changes as it grows)
     image: np.ndarray | None = None  # (H, W, 3) uint8, already scaled up
     audio: tuple[int, np.ndarray] | None = None  # (sample rate, int16 samples)
     text: list[tuple[str, str]] = field(default_factory=list)  # (text, "prompt" or "generated")
@@ -108,32 +109,33 @@ def live_view(modality: Modality | None, data: bytes, prompt_bytes: int = 0) -> 
         image = decode_native(data, Modality.IMAGE)
         pixels = image.pixels.repeat(_IMAGE_SCALE, axis=0).repeat(_IMAGE_SCALE, axis=1)
         from_prompt = min(image.rows_present, max(0, prompt_bytes - len(BMP_HEADER)) // (3 * 32))
-        return LiveView("image", image=pixels,
+        return LiveView("image", "image, filling from the bottom", image=pixels,
                         caption=f"image: {image.rows_present} of 32 rows, filling from the bottom "
                                 f"({from_prompt} from the prompt, {generated:,} bytes generated)")
     if modality == Modality.VIDEO:
         video = decode_native(data, Modality.VIDEO)
-        return LiveView("image", image=_film_strip(video.frames),
+        return LiveView("image", "video, frames left to right", image=_film_strip(video.frames),
                         caption=f"video: {len(video.frames)} of 8 frames, left to right "
                                 f"({generated:,} bytes generated)")
     if modality == Modality.AUDIO:
         sound = decode_native(data, Modality.AUDIO)
         samples = (sound.samples.astype(np.int16) - 128) * 256  # unsigned 8-bit -> signed 16-bit
         prompt_s = max(0, prompt_bytes - _WAV_HEADER_BYTES) / sound.sample_rate
-        return LiveView("audio", audio=(sound.sample_rate, samples),
+        return LiveView("audio", "sound", audio=(sound.sample_rate, samples),
                         caption=f"audio: {len(samples) / sound.sample_rate:.2f} s, the first {prompt_s:.2f} s "
                                 f"from the prompt")
     if modality == Modality.TEXT:
         parts = [(decode_native(data[:prompt_bytes], Modality.TEXT).text, "prompt"),
                  (decode_native(data[prompt_bytes:], Modality.TEXT).text, "generated")]
-        return LiveView("text", text=[p for p in parts if p[0]],
+        return LiveView("text", "text", text=[p for p in parts if p[0]],
                         caption=f"text: {prompt_bytes:,} bytes of prompt, {generated:,} generated")
     tail = max(0, len(data) - _HEX_LIMIT)
     lines = hex_dump(data[tail:], start=tail).split("\n") if data else []
     starts = range(tail, len(data), 16)
     text = [(line + "\n", "prompt" if start < prompt_bytes else "generated") for line, start in zip(lines, starts)]
-    return LiveView("text", text=text, caption=f"raw bytes: {len(data):,} ({generated:,} generated); hex dump of "
-                                                f"the last {min(len(data), _HEX_LIMIT):,}")
+    return LiveView("text", "raw bytes, a hex dump", text=text,
+                    caption=f"raw bytes: {len(data):,} ({generated:,} generated); hex dump of "
+                            f"the last {min(len(data), _HEX_LIMIT):,}")
 
 
 def _film_strip(frames: np.ndarray) -> np.ndarray:
