@@ -159,6 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, metavar="DIR", help="run folder: checkpoints, resume state, log (required)")
     tr.add_argument("--preset", help="model config to train (default demo)")
     tr.add_argument("--max-seq-len", type=_positive_int, help="override the preset's context")
+    tr.add_argument("--value-head", action="store_true", default=None,
+                    help="add the value head (a trial; with --init, to the trained weights)")
     tr.add_argument("--seq-len", type=_positive_int, help="training window in tokens")
     tr.add_argument("--batch-size", type=_positive_int, help="windows per step per process")
     tr.add_argument("--max-steps", type=_positive_int, help="steps of the learning-rate schedule")
@@ -477,9 +479,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # what a recipe may set: train's options, by their long names with _ for -
-RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "seq_len", "batch_size", "max_steps", "max_minutes",
-               "cpu_minutes", "lr", "min_lr", "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
-               "init", "mix", "align_documents", "align_mix_only", "threads")
+RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "value_head", "seq_len", "batch_size", "max_steps",
+               "max_minutes", "cpu_minutes", "lr", "min_lr", "warmup_steps", "eval_interval", "eval_batches", "seed",
+               "compile", "init", "mix", "align_documents", "align_mix_only", "threads")
 
 
 def read_recipe(path: Path, parser: argparse.ArgumentParser) -> dict[str, object]:
@@ -530,8 +532,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                                             "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
                                             "max_minutes", "cpu_minutes", "align_documents")
              if settings.get(key) is not None}
-    if settings.get("max_seq_len"):
-        given["model_overrides"] = {"max_seq_len": settings["max_seq_len"]}
+    overrides = {"max_seq_len": settings.get("max_seq_len"), "value_head": settings.get("value_head")}
+    if any(overrides.values()):
+        given["model_overrides"] = {key: value for key, value in overrides.items() if value}
     if settings.get("init"):
         given["init_from"] = str(settings["init"])
     if settings.get("mix"):

@@ -118,3 +118,54 @@ def test_the_patched_model_decodes_with_its_cache_as_it_scores_without():
                                                                        stop_at_doc_end=False,
                                                                        guidance_scale=guidance))[0]
         assert len(result.data) == 150
+
+
+def test_the_value_head_adds_a_bump_over_byte_values_only():
+    torch.manual_seed(0)
+    model = BytePredictor.build(ModelConfig.from_name("tiny-value")).eval()
+    assert model.num_parameters() == model.config.parameter_count
+    idx = torch.randint(0, 256, (2, 20))
+    with torch.no_grad():
+        logits = model(idx)
+        plain = model.lm_head(model.norm(_hidden(model, idx)))
+    assert logits.shape == (2, 20, 262)
+    assert torch.allclose(logits[..., 256:], plain[..., 256:], atol=1e-5)  # control tokens untouched
+    # a strong weight, centre 100, scale 1: byte 100 is far likelier than byte 110, however the rest
+    with torch.no_grad():
+        model.value_head.proj.weight.zero_()
+        model.value_head.proj.bias.copy_(torch.tensor([float(np.arctanh((100 - 127.5) / 128)), np.log(1 / 8), 5.0]))
+        bumped = model(idx)
+    gain = (bumped - logits)[..., :256]
+    assert (gain[..., 100] - gain[..., 110] > 9).all() and (gain[..., 99] - gain[..., 90] > 8).all()
+
+
+def _hidden(model: BytePredictor, idx: torch.Tensor) -> torch.Tensor:
+    x = model.tok_embeddings(idx)
+    for block in model.blocks:
+        x = block(x, model.rope_cos[:idx.shape[1]], model.rope_sin[:idx.shape[1]], None, True, None)
+    return x
+
+
+def test_a_value_head_grows_on_trained_weights_and_is_refused_where_it_cannot_run(tmp_path):
+    from omnibyte.generation.generate import SamplingParams, stream_generate
+    from omnibyte.model.compiled_decode import compiled_decode_supported
+    from omnibyte.tools.compress import compress_bytes
+    from omnibyte.training.train import train
+    from tests.test_train import tiny_config
+
+    base = BytePredictor.build(ModelConfig.from_name("tiny")).eval()
+    base.save_pretrained(tmp_path / "base")
+    cfg = tiny_config(tmp_path, init_from=str(tmp_path / "base"), model_overrides={"value_head": True},
+                      max_steps=4, warmup_steps=1, eval_interval=1000)
+    train(cfg, progress=False)
+    grown = BytePredictor.from_pretrained(tmp_path / "run")
+    assert grown.config.value_head and json.loads((tmp_path / "run" / "config.json").read_text())["value_head"]
+    assert not torch.equal(grown.lm_head.weight, base.lm_head.weight)  # trained on, from the base's weights
+    with pytest.raises(OmniByteError, match="only a value head"):
+        train(tiny_config(tmp_path, init_from=str(tmp_path / "base"), model_overrides={"d_model": 64},
+                          out_dir=str(tmp_path / "wider")), progress=False)
+    assert not compiled_decode_supported(grown)
+    written = b"".join(c.data for c in stream_generate(grown, [256], SamplingParams(max_new_bytes=20, seed=0)))
+    assert 0 < len(written) <= 20
+    with pytest.raises(OmniByteError, match="value head"):
+        compress_bytes(grown, b"hello world")

@@ -191,12 +191,13 @@ def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain
 
 def compiled_decode_supported(model: BytePredictor) -> bool:
     """The compiled step runs a plain BytePredictor in float32 on a CPU; a GPU, another dtype, a
-    replaced output head or a forward hook (tests steer and count with them), an attention window
-    or the patched model (the trials' architectures) stays in PyTorch."""
+    replaced output head or a forward hook (tests steer and count with them), an attention window,
+    the value head or the patched model (the trials' architectures) stays in PyTorch."""
     weight = model.tok_embeddings.weight
     plain = type(model.lm_head) is nn.Linear and not any(m._forward_hooks or m._forward_pre_hooks
                                                          for m in model.modules())
-    plain = plain and type(model) is BytePredictor and model.config.attention_window is None
+    plain = plain and type(model) is BytePredictor and model.config.attention_window is None \
+        and model.value_head is None
     return weight.device.type == "cpu" and weight.dtype == torch.float32 and plain
 
 

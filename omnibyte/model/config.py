@@ -37,6 +37,9 @@ class ModelConfig:
     local_d_model: int = 128
     local_n_layers: int = 2
     local_n_heads: int = 4
+    # a second output over the 256 byte values that knows they are numbers (model/transformer.py,
+    # ValueHead): a trial for pixels and samples, where a value's neighbours are likely too
+    value_head: bool = False
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "n_kv_heads", "max_seq_len", "vocab_size"):
@@ -67,6 +70,9 @@ class ModelConfig:
                                                   or self.attention_window < 1):
             raise OmniByteError(f"config: attention_window must be a positive integer or null, "
                                 f"got {self.attention_window!r}")
+        if not isinstance(self.value_head, bool) or (self.value_head and self.patch_size > 1):
+            raise OmniByteError(f"config: value_head must be true or false (and false for a patched model), "
+                                f"got {self.value_head!r}")
         if self.patch_size > 1 and (self.max_seq_len % self.patch_size or self.local_d_model % self.local_n_heads
                                     or (self.local_d_model // self.local_n_heads) % 2):
             raise OmniByteError("config: a patched model needs max_seq_len divisible by patch_size and an even "
@@ -97,7 +103,7 @@ class ModelConfig:
         d = self.d_model
         core = self.n_layers * block(d, self.n_heads, self.n_kv_heads, self.mlp_hidden) + d  # + final norm
         if self.patch_size == 1:
-            return 2 * self.vocab_size * d + core
+            return 2 * self.vocab_size * d + core + (3 * d + 3 if self.value_head else 0)
         ld, p = self.local_d_model, self.patch_size
         local = self.local_n_layers * block(ld, self.local_n_heads, self.local_n_heads, self.local_mlp_hidden)
         # byte embedding and head, patch in/out projections, the two start vectors, the local norm
@@ -140,7 +146,7 @@ class ModelConfig:
         return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
 
 
-_LATER_FIELDS = ("attention_window", "patch_size", "local_d_model", "local_n_layers", "local_n_heads")
+_LATER_FIELDS = ("attention_window", "patch_size", "local_d_model", "local_n_layers", "local_n_heads", "value_head")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -155,12 +161,17 @@ PRESETS: dict[str, dict[str, Any]] = {
     # shipped, a global model over patches of 8 or 4 bytes and a local one inside each.
     "demo-local": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=768,
                        attention_window=256),
+    # the demo model with the value head (a trial: docs/architecture-trials.md)
+    "demo-value": dict(d_model=256, n_layers=4, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=768,
+                       value_head=True),
     "patch8": dict(d_model=320, n_layers=3, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=960,
                    patch_size=8, local_d_model=128, local_n_layers=2, local_n_heads=4),
     "patch4": dict(d_model=320, n_layers=3, n_heads=8, n_kv_heads=2, max_seq_len=4096, mlp_hidden=960,
                    patch_size=4, local_d_model=128, local_n_layers=2, local_n_heads=4),
     # For tests: builds and runs in milliseconds.
     "tiny": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64),
+    "tiny-value": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64,
+                       value_head=True),
     "tiny-patched": dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=64, mlp_hidden=64,
                          patch_size=4, local_d_model=16, local_n_layers=1, local_n_heads=2),
 }

@@ -333,9 +333,9 @@ class DeterministicStep:
         config = model.config
         if type(model.lm_head) is not torch.nn.Linear:
             raise OmniByteError("the deterministic step runs a plain BytePredictor: its output head was replaced")
-        if type(model) is not BytePredictor or config.attention_window is not None:
+        if type(model) is not BytePredictor or config.attention_window is not None or config.value_head:
             raise OmniByteError("compression runs the flat model with full attention; this checkpoint is one of "
-                                "the architecture trials' (a patched model or an attention window)")
+                                "the architecture trials' (a patched model, an attention window or a value head)")
         if not 1 <= max_positions <= config.max_seq_len:
             raise OmniByteError(f"the cache of {max_positions} positions must fit the context of {config.max_seq_len}")
         self.weights = fold_weights(model)

@@ -18,7 +18,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,17 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
     if cfg.init_from is not None:
         model = BytePredictor.from_pretrained(cfg.init_from).to(device)  # float32, whatever it was saved in
         config = model.config
+        if cfg.model_overrides:  # a module added to trained weights (the value head): the rest as they were
+            config = replace(config, **cfg.model_overrides)
+            grown = BytePredictor.build(config).to(device)
+            try:
+                missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+            except RuntimeError:  # a weight of another shape
+                missing, unexpected = [], ["(shapes)"]
+            if unexpected or any(not name.startswith("value_head.") for name in missing):
+                raise OmniByteError(f"train: {sorted(cfg.model_overrides)} change the weights of {cfg.init_from} "
+                                    f"(only a value head can be added to trained weights)")
+            model = grown
     else:
         config = ModelConfig.from_name(cfg.preset, **cfg.model_overrides)
         model = BytePredictor.build(config).to(device)
