@@ -133,7 +133,7 @@ def test_the_value_head_adds_a_bump_over_byte_values_only():
     # a strong weight, centre 100, scale 1: byte 100 is far likelier than byte 110, however the rest
     with torch.no_grad():
         model.value_head.proj.weight.zero_()
-        model.value_head.proj.bias.copy_(torch.tensor([float(np.arctanh((100 - 127.5) / 128)), np.log(1 / 8), 5.0]))
+        model.value_head.proj.bias.copy_(torch.tensor([float(np.arctanh((100 - 127.5) / 128)), np.log(1 / 8), 1.0]))
         bumped = model(idx)
     gain = (bumped - logits)[..., :256]
     assert (gain[..., 100] - gain[..., 110] > 9).all() and (gain[..., 99] - gain[..., 90] > 8).all()

@@ -209,30 +209,35 @@ class Block(nn.Module):
 
 
 class ValueHead(nn.Module):
-    """Adds to the 256 byte logits a bump centred on a value the model predicts: w * log f(v),
-    f a logistic density with the predicted centre and scale (PixelCNN++'s output, as a term).
+    """Adds to the 256 byte logits a bump centred on a value the model predicts:
+    -w * sqrt(1 + ((v - centre) / scale)**2), with centre, scale and weight w >= 0 from the same
+    hidden state.
 
     A softmax over 256 unrelated logits has to learn from data that 127 and 128 are neighbours;
     for pixels and audio samples they are, and a photo's smooth regions or a quiet sound put
-    nearly all the probability on a few neighbouring values. The weight w >= 0 comes from the
-    same hidden state, so the model turns the bump on where bytes are numbers and off in text.
-    It starts almost off, so a checkpoint trained without it continues from what it knew."""
+    nearly all the probability on a few neighbouring values (PixelCNN++'s logistic outputs
+    build on the same fact). The bump is smooth at its centre and falls linearly, like a
+    logistic's log-density, but takes only + - * / sqrt and exp, which the coder's deterministic
+    step computes bit for bit on every machine. The weight lets the model turn it on where bytes
+    are numbers and off in text; it starts almost off, so trained weights continue from what they
+    knew."""
 
     def __init__(self, d_model: int) -> None:
         super().__init__()
-        self.proj = nn.Linear(d_model, 3)  # centre, log scale, weight (before their squashing)
+        self.proj = nn.Linear(d_model, 3)  # centre, log scale, log weight (before their squashing)
         nn.init.normal_(self.proj.weight, std=0.02)
         with torch.no_grad():
             self.proj.bias.copy_(torch.tensor([0.0, 0.0, -4.0]))  # centre 127.5, scale 8, weight 0.018
         self.register_buffer("values", torch.arange(256, dtype=torch.float32), persistent=False)
 
     def forward(self, hidden: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        centre, log_scale, weight = self.proj(hidden).float().unbind(-1)
+        centre, log_scale, log_weight = self.proj(hidden).float().unbind(-1)
         centre = 127.5 + 128.0 * torch.tanh(centre)
         scale = 8.0 * torch.exp(log_scale.clamp(-6.0, 3.0))
+        weight = torch.exp(log_weight.clamp(-10.0, 3.0))
         z = (self.values - centre[..., None]) / scale[..., None]
-        bump = -z - 2.0 * F.softplus(-z)  # log of the logistic density, less log(scale): one per row
-        return torch.cat([logits[..., :256] + F.softplus(weight)[..., None] * bump, logits[..., 256:]], dim=-1)
+        bump = -weight[..., None] * torch.sqrt(1.0 + z * z)
+        return torch.cat([logits[..., :256] + bump, logits[..., 256:]], dim=-1)
 
 
 class BytePredictor(nn.Module):
