@@ -229,3 +229,44 @@ def test_the_cli_refuses_a_missing_file_in_one_line(capsys, tmp_path):
     assert main(["anomalies", "--preset", "tiny", str(tmp_path / "missing")]) == 1
     err = capsys.readouterr().err
     assert "file not found" in err and err.count("\n") == 1
+
+
+def test_bytes_their_context_makes_dearer_are_a_region_and_hard_content_is_not():
+    # a picture the model reads at about 5.5 bits a byte, a little better in place than alone
+    rng = np.random.default_rng(3)
+    in_place = np.abs(rng.normal(5.5, 1.2, 3126))
+    alone = in_place + np.abs(rng.normal(0.8, 0.5, 3126))
+    assert find_regions(in_place, alone_bits=alone).regions == []
+    # a sentence written into it: 6.5 bits in place (no rule of surprisal alone sees that), 2.5 alone
+    in_place[1000:1064], alone[1000:1064] = rng.normal(6.5, 0.5, 64), rng.normal(2.5, 0.5, 64)
+    assert find_regions(in_place).regions == []
+    [region] = find_regions(in_place, alone_bits=alone).regions
+    assert 1000 - 16 <= region.start and region.end <= 1064 + 16 and region.end - region.start >= 32
+    # hard content (a texture) costs as much alone as in place: no region
+    in_place[1000:1064] = alone[1000:1064] = rng.normal(7.2, 0.5, 64)
+    assert find_regions(in_place, alone_bits=alone).regions == []
+    with pytest.raises(OmniByteError, match="one per byte"):
+        find_regions(in_place, alone_bits=alone[:-1])
+    # after damage the first rule finds (random bytes at 10.5 bits), what follows is read in a
+    # damaged context: dearer in place than alone, but the damage's echo, not a second region
+    in_place[1000:1064], alone[1000:1064] = rng.normal(6.5, 0.5, 64), rng.normal(2.5, 0.5, 64)
+    in_place[600:664] = alone[600:664] = rng.normal(10.5, 0.5, 64)
+    [damage] = find_regions(in_place, alone_bits=alone).regions
+    assert abs(damage.start - 600) <= 8 and abs(damage.end - 664) <= 8
+
+
+def test_score_alone_scores_each_byte_within_a_short_piece_of_its_own():
+    from omnibyte.tools.score import score_alone, score_bytes
+
+    model = tiny_model()
+    data = bytes(np.random.default_rng(4).integers(0, 256, 200, dtype=np.uint8))
+    alone = score_alone(model, data, piece=32)
+    assert alone.shape == (200,) and np.all(np.isfinite(alone)) and np.all(alone >= 0)
+    # a byte in the second half of its piece at offset 0 is scored there, as score_bytes scores a
+    # 32-byte file of that piece
+    piece = data[64:96]
+    assert np.allclose(alone[64 + 16:96], score_bytes(model, piece).surprisal_bits[16:], atol=1e-4)
+    # and the first byte of a piece at offset 0 is scored in the piece that started 16 bytes earlier
+    assert np.allclose(alone[64], score_bytes(model, data[48:80]).surprisal_bits[16], atol=1e-4)
+    with pytest.raises(OmniByteError, match="at least 2 bytes"):
+        score_alone(model, data, piece=1)

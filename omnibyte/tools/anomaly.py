@@ -37,6 +37,18 @@ line) is all but fixed, and the trained model predicts each of its bytes to with
 so one byte there costing `header_spike_bits` or more is damage, even a single flipped bit
 that the rolling median would smooth away. Each such byte (nearby ones merged) is a region.
 
+Foreign content follows a fourth rule, when the bytes were also scored alone (`score_alone`:
+each byte as part of a short document of its own, with none of the file before it). In a file,
+context helps: a pixel is cheaper beside the rows above it, a word after the sentence before
+it. Bytes that do not belong (a sentence written into a picture or a sound) are the other way
+round: the file around them makes them dearer than they are on their own, since the model
+expects more of the file. A byte is flagged where, over `context_window` bytes, its surprisal
+in place exceeds its surprisal alone by `context_excess_bits` per byte on average (warm-up and
+header bytes count as no difference), and only before the first region the other rules found:
+after damage, the model reads the rest in a damaged context, and its echo would look the same.
+Random bytes cost as much alone as in place, so this rule is blind to them; the first rule sees
+those.
+
 A region's score is its mean surprisal minus the file's baseline, in bits per byte: how much
 more each of its bytes costs than a typical byte of the same file.
 """
@@ -47,7 +59,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy.ndimage import median_filter
+from scipy.ndimage import median_filter, uniform_filter1d
 
 from omnibyte.codecs.audio import WAV_HEADER_BYTES
 from omnibyte.codecs.image import BMP_HEADER
@@ -106,10 +118,16 @@ class AnomalySettings:
     spike_excess_bits: float = 13.0
     # inside a native header, a byte costing this many bits is a region on its own
     header_spike_bits: float = 6.0
+    # the context rule: bytes costing this much more in place than alone, on average over
+    # context_window bytes, do not belong where they are
+    context_window: int = 32
+    context_excess_bits: float = 2.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.window, int) or self.window < 1:
             raise OmniByteError(f"anomaly window must be a positive integer, got {self.window!r}")
+        if not isinstance(self.context_window, int) or isinstance(self.context_window, bool) or self.context_window < 1:
+            raise OmniByteError(f"context_window must be a positive integer, got {self.context_window!r}")
         if not isinstance(self.min_length, int) or self.min_length < 1:
             raise OmniByteError(f"minimum region length must be a positive integer, got {self.min_length!r}")
         if not isinstance(self.warmup, int) or self.warmup < 0:
@@ -124,7 +142,7 @@ class AnomalySettings:
             raise OmniByteError(f"outlier_quantile must be between 0 and 1, got {self.outlier_quantile!r}")
         for name in ("z", "floor_bits", "min_excess_bits", "max_excess_bits", "header_spike_bits", "min_score_bits",
                      "spike_bits", "spikes_per_kb", "outlier_margin_bits", "spike_floor_bits",
-                     "spike_margin_bits", "spike_excess_bits"):
+                     "spike_margin_bits", "spike_excess_bits", "context_excess_bits"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not np.isfinite(value) or value < 0:
                 raise OmniByteError(f"{name} must be a non-negative number, got {value!r}")
@@ -185,14 +203,16 @@ def _merged(runs: list[tuple[int, int]], gap: int) -> list[tuple[int, int]]:
 
 
 def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = AnomalySettings(),
-                 context_starts: Sequence[int] = (0,), header_size: int = 0) -> AnomalyReport:
+                 context_starts: Sequence[int] = (0,), header_size: int = 0,
+                 alone_bits: np.ndarray | None = None) -> AnomalyReport:
     """The anomalous regions of a per-byte surprisal array (the model-free half of the job).
 
     `context_starts` are the offsets where the model's context began afresh (every scoring
     window); the `warmup` bytes after each are never flagged. The first `header_size` bytes
     are a native header (`native_header_size`), where single surprising bytes count too.
-    Regions come from three rules (module docstring): sustained runs, rare spikes, and
-    damaged header bytes; where two overlap, the earlier rule's region stands.
+    `alone_bits`, the same bytes' surprisal scored alone (`score_alone`), turns on the fourth.
+    Regions come from four rules (module docstring): sustained runs, rare spikes, damaged header
+    bytes, and bytes their context makes dearer; where two overlap, the earlier rule's region stands.
     """
     surprisal = np.asarray(surprisal_bits, dtype=np.float64)
     if surprisal.ndim != 1 or not np.all(np.isfinite(surprisal)):
@@ -226,6 +246,18 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     if header_end:
         damaged = _merged(_runs(surprisal[:header_end] >= settings.header_spike_bits), settings.window)
         spans = _without_overlaps(spans, damaged)
+    if alone_bits is not None:
+        alone = np.asarray(alone_bits, dtype=np.float64)
+        if alone.shape != surprisal.shape or not np.all(np.isfinite(alone)):
+            raise OmniByteError("alone_bits must be finite and one per byte, as surprisal_bits")
+        size = min(settings.context_window, surprisal.size)
+        dearer = uniform_filter1d(np.where(eligible, surprisal - alone, 0.0), size=size, mode="nearest")
+        # after damage the other rules found, the bytes are read in a damaged context and cost more
+        # in place than alone for a long way (a tone takes a while to lock on again): that is the
+        # damage's echo, not more damage, so this rule looks only before the first region
+        first = min((start for start, _ in spans), default=surprisal.size)
+        out_of_place = _merged(_runs(dearer[:first] > settings.context_excess_bits), settings.merge_gap)
+        spans = _without_overlaps(spans, out_of_place)
     regions = [AnomalyRegion(start, end, score(start, end)) for start, end in spans]
     return AnomalyReport(surprisal, level, baseline, threshold, regions)
 
@@ -271,7 +303,7 @@ def analyse_bytes(model: BytePredictor, data: bytes, modality: Modality | None =
     scores with no tag (as compression does).
     """
     from omnibyte.tools.compress import guess_modality, prefix_tokens
-    from omnibyte.tools.score import score_bytes
+    from omnibyte.tools.score import score_alone, score_bytes
 
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise OmniByteError(f"expected bytes to analyse, got {type(data).__name__}")
@@ -281,7 +313,8 @@ def analyse_bytes(model: BytePredictor, data: bytes, modality: Modality | None =
     scores = score_bytes(model, data, prefix=prefix)
     # score_bytes restarts the context every max_seq_len - len(prefix) bytes
     context_starts = range(0, len(data), model.config.max_seq_len - len(prefix))
-    return find_regions(scores.surprisal_bits, settings, context_starts, native_header_size(data, modality))
+    return find_regions(scores.surprisal_bits, settings, context_starts, native_header_size(data, modality),
+                        score_alone(model, data))
 
 
 def find_anomalies(model: BytePredictor, data: bytes, modality: Modality | None = None,

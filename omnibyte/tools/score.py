@@ -1,6 +1,7 @@
 """How surprised the model is by each byte of a file: surprisal, next-byte entropy, bits per byte.
 
-Two ways to cut what is longer than the context into windows:
+Two ways to cut what is longer than the context into windows (and `score_alone`, which scores
+every byte as part of a short document of its own, for anomaly.py):
 - `score_bytes`, for a file: raw bytes, each window of `max_seq_len - len(prefix)` bytes scored
   on its own after the prefix (DOC_START, and evaluation's modality tag), so the first bytes of
   every window are predicted without the window before it. Compression codes the same windows.
@@ -17,10 +18,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from omnibyte.errors import OmniByteError
 from omnibyte.model.transformer import BytePredictor
 from omnibyte.vocab import ControlToken
 
-__all__ = ["ByteScores", "score_bytes", "score_tokens"]
+__all__ = ["ByteScores", "score_bytes", "score_alone", "score_tokens"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,41 @@ def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4,
                 surprisal[start:start + length] = picked[row].double().cpu().numpy()
                 entropy[start:start + length] = ent[row].double().cpu().numpy()
     return ByteScores(surprisal, entropy)
+
+
+def score_alone(model: BytePredictor, data: bytes, piece: int = 128, batch_size: int = 64) -> np.ndarray:
+    """Each byte's surprisal (bits) when the bytes around it are a short document of their own:
+    `data` cut into pieces of `piece` bytes at two offsets half a piece apart, each scored after
+    DOC_START alone; a byte takes the piece where more of that piece comes before it.
+
+    Beside `score_bytes`, this says which bytes their file's context makes harder to predict, not
+    easier: content that does not belong where it is (anomaly.py's context rule)."""
+    if not isinstance(piece, int) or piece < 2:
+        raise OmniByteError(f"a piece must be at least 2 bytes, got {piece!r}")
+    piece = min(piece, model.config.max_seq_len - 1)
+    payload = np.frombuffer(bytes(data), dtype=np.uint8).astype(np.int64)
+    surprisal = np.zeros(len(payload), dtype=np.float64)
+    preceding = np.full(len(payload), -1)  # bytes of its piece before each byte, in the piece it took
+    device = model.tok_embeddings.weight.device
+    for offset in (0, piece // 2):
+        cuts = sorted({0, *range(offset, len(payload), piece), len(payload)})
+        by_length: dict[int, list[tuple[int, int]]] = {}  # pieces of one length run as one batch
+        for start, end in zip(cuts[:-1], cuts[1:]):
+            by_length.setdefault(end - start, []).append((start, end))
+        with torch.inference_mode():
+            for group in by_length.values():
+                for first in range(0, len(group), batch_size):
+                    rows = group[first:first + batch_size]
+                    idx = torch.from_numpy(np.stack([np.concatenate([[ControlToken.DOC_START], payload[a:b]])
+                                                     for a, b in rows])).to(device)
+                    logprobs = torch.log_softmax(model(idx[:, :-1]), dim=-1)
+                    picked = (-logprobs.gather(-1, idx[:, 1:, None])[..., 0] / math.log(2)).double().cpu().numpy()
+                    for row, (a, b) in enumerate(rows):
+                        before = np.arange(b - a)
+                        better = before > preceding[a:b]
+                        surprisal[a:b][better] = picked[row][better]
+                        preceding[a:b][better] = before[better]
+    return surprisal
 
 
 def score_tokens(model: BytePredictor, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -42,7 +42,7 @@ from omnibyte.model.checkpoints import DEFAULT_CHECKPOINT, load_model
 from omnibyte.model.compiled_decode import warm_up
 from omnibyte.model.transformer import BytePredictor
 from omnibyte.tools.anomaly import find_regions
-from omnibyte.tools.score import score_tokens
+from omnibyte.tools.score import score_alone, score_tokens
 from omnibyte.vocab import Boundary, ControlToken, join_control_tokens
 from omnibyte.web.views import StreamAnalysis, surprising_bytes
 
@@ -263,11 +263,14 @@ def _analysis(demo_model: DemoModel, data: bytes, prompt_bytes: int, prompt_tags
     # the rule of `omnibyte anomalies`, applied to the prompt (the person's file) and to the
     # continuation (the model's own output) each against its own baseline: a detailed photo
     # continued by flat colour is not an anomaly, and measured against one baseline the whole
-    # photo stood out as one region
+    # photo stood out as one region. Each byte scored alone too, for the rule that finds content
+    # out of place (a sentence written into a picture)
     cut = prompt_bytes
-    regions = [(r.start, r.end, r.score) for r in find_regions(surprisal[:cut]).regions]
+    alone = score_alone(demo_model.model, data)
+    regions = [(r.start, r.end, r.score) for r in find_regions(surprisal[:cut], alone_bits=alone[:cut]).regions]
     if cut < len(data):
-        regions += [(cut + r.start, cut + r.end, r.score) for r in find_regions(surprisal[cut:]).regions]
+        regions += [(cut + r.start, cut + r.end, r.score)
+                    for r in find_regions(surprisal[cut:], alone_bits=alone[cut:]).regions]
     return StreamAnalysis(data, prompt_bytes, segments, list(prompt_tags), list(generated_tags), surprisal,
                           entropy, surprising_bytes(surprisal), regions)
 
