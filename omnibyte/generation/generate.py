@@ -203,6 +203,29 @@ class PrefilledPrompt:
     logits: np.ndarray  # (vocab,)
 
 
+def _read_apart(model: BytePredictor,
+                rows: list[list[int]]) -> tuple[list[torch.Tensor], list[torch.Tensor], np.ndarray]:
+    """Read token rows of one length through a fork with a cache of its own (PyTorch's prefill
+    writes a cache from its first row): each layer's keys and values (B, n_kv_heads, T, head_dim),
+    and the logits of the token after each row (B, vocab)."""
+    fork = model.fork()
+    fork.setup_kv_cache(batch_size=len(rows), max_seq_len=len(rows[0]))
+    device = model.tok_embeddings.weight.device
+    with torch.inference_mode():
+        logits = _to_host(prefill(fork, torch.tensor(rows, dtype=torch.long, device=device)))
+    caches = [block.attn.kv_cache for block in fork.blocks]
+    return [c.k for c in caches], [c.v for c in caches], logits
+
+
+def _write_cache(model: BytePredictor, rows: slice, keys: Sequence[torch.Tensor],
+                 values: Sequence[torch.Tensor]) -> None:
+    """Keys and values (per layer, for the rows or one row for all of them) into rows of the
+    model's KV cache, from position 0."""
+    for block, k, v in zip(model.blocks, keys, values):
+        block.attn.kv_cache.k[rows, :, :k.shape[-2]] = k
+        block.attn.kv_cache.v[rows, :, :v.shape[-2]] = v
+
+
 def prefill_prompt(model: BytePredictor, prompt: Sequence[int]) -> PrefilledPrompt | None:
     """Read `prompt` (as stream_generate would: its recent half when it fills the context) into a
     cache of its own, a fork of the model; None for a model whose cache is not the flat model's
@@ -210,22 +233,8 @@ def prefill_prompt(model: BytePredictor, prompt: Sequence[int]) -> PrefilledProm
     tokens = tuple(_within_context(prompt, model.config.max_seq_len))
     if type(model) is not BytePredictor or not tokens:
         return None
-    fork = model.fork()
-    fork.setup_kv_cache(batch_size=1, max_seq_len=len(tokens))
-    device = model.tok_embeddings.weight.device
-    with torch.inference_mode():
-        logits = _to_host(prefill(fork, torch.tensor([tokens], dtype=torch.long, device=device)))[0]
-    caches = [block.attn.kv_cache for block in fork.blocks]
-    return PrefilledPrompt(tokens, tuple(c.k[0].clone() for c in caches), tuple(c.v[0].clone() for c in caches),
-                           logits)
-
-
-def _load_prefilled(model: BytePredictor, rows: slice, prefilled: PrefilledPrompt) -> None:
-    """Copy a prefilled prompt into rows of the model's KV cache."""
-    length = len(prefilled.tokens)
-    for block, keys, values in zip(model.blocks, prefilled.keys, prefilled.values):
-        block.attn.kv_cache.k[rows, :, :length] = keys
-        block.attn.kv_cache.v[rows, :, :length] = values
+    keys, values, logits = _read_apart(model, [list(tokens)])
+    return PrefilledPrompt(tokens, tuple(k[0] for k in keys), tuple(v[0] for v in values), logits[0])
 
 
 def _to_host(logits: torch.Tensor) -> np.ndarray:
@@ -255,7 +264,7 @@ class _CachedRun:
         self.history = [list(prompt) for _ in range(n)]
         model.setup_kv_cache(batch_size=n)
         if prefilled is not None:  # the prompt was read already: its cache, copied to every stream
-            _load_prefilled(model, slice(0, n), prefilled)
+            _write_cache(model, slice(0, n), prefilled.keys, prefilled.values)
             self.logits = np.repeat(prefilled.logits[None], n, axis=0)
         else:
             # inference mode is set around each step, never held across a yield: the mode belongs
@@ -309,23 +318,15 @@ class _GuidedRun:
     def _load(self, first: int, prefilled: PrefilledPrompt) -> None:
         """One context, read once, into rows first..first + n of the shared cache."""
         rows = slice(first, first + self.n)
-        _load_prefilled(self.model, rows, prefilled)
+        _write_cache(self.model, rows, prefilled.keys, prefilled.values)
         self.logits[rows] = prefilled.logits
         self.positions[rows] = len(prefilled.tokens)
 
     def _refill(self, first: int) -> None:
-        """Slide one context: rebuild its rows, each from its own stream's recent past, through a
-        fork with a cache of its own (PyTorch's prefill writes a cache from its first row)."""
+        """Slide one context: rebuild its rows, each from its own stream's recent past."""
         rows = slice(first, first + self.n)
-        recent = [history[-self.keep:] for history in self.history[rows]]
-        fork = self.model.fork()
-        fork.setup_kv_cache(batch_size=self.n, max_seq_len=self.keep)
-        with torch.inference_mode():
-            self.logits[rows] = _to_host(prefill(fork, torch.tensor(recent, dtype=torch.long,
-                                                                    device=self.model.tok_embeddings.weight.device)))
-        for mine, theirs in zip(self.model.blocks, fork.blocks):
-            mine.attn.kv_cache.k[rows, :, :self.keep] = theirs.attn.kv_cache.k
-            mine.attn.kv_cache.v[rows, :, :self.keep] = theirs.attn.kv_cache.v
+        keys, values, self.logits[rows] = _read_apart(self.model, [h[-self.keep:] for h in self.history[rows]])
+        _write_cache(self.model, rows, keys, values)
         self.positions[rows] = self.keep
 
     def advance(self, token: np.ndarray) -> None:
