@@ -283,13 +283,12 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
         if cfg.model_overrides:  # a module added to trained weights (the value head): the rest as they were
             config = replace(config, **cfg.model_overrides)
             grown = BytePredictor.build(config).to(device)
-            try:
-                missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
-            except RuntimeError:  # a weight of another shape
-                missing, unexpected = [], ["(shapes)"]
-            if unexpected or any(not name.startswith("value_head.") for name in missing):
+            trained, wanted = model.state_dict(), grown.state_dict()
+            if any(name not in wanted or wanted[name].shape != tensor.shape for name, tensor in trained.items()) \
+                    or any(not name.startswith("value_head.") for name in set(wanted) - set(trained)):
                 raise OmniByteError(f"train: {sorted(cfg.model_overrides)} change the weights of {cfg.init_from} "
                                     f"(only a value head can be added to trained weights)")
+            grown.load_state_dict(trained, strict=False)
             model = grown
     else:
         config = ModelConfig.from_name(cfg.preset, **cfg.model_overrides)
