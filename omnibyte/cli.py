@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--cpu-minutes", type=_float, help="a budget of CPU time for the training steps: the "
                     "learning rate decays over it and the run stops when it is spent (equal-compute trials)")
     tr.add_argument("--lr", type=_float, help="peak learning rate")
+    tr.add_argument("--optimizer", choices=("adamw", "muon"),
+                    help="adamw (default), or muon: Muon for the blocks' weight matrices, AdamW for the rest")
     tr.add_argument("--min-lr", type=_float, help="learning rate at the end of the cosine decay")
     tr.add_argument("--warmup-steps", type=int)
     tr.add_argument("--eval-interval", type=_positive_int, help="steps between held-out evaluations")
@@ -480,8 +482,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # what a recipe may set: train's options, by their long names with _ for -
 RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "value_head", "seq_len", "batch_size", "max_steps",
-               "max_minutes", "cpu_minutes", "lr", "min_lr", "warmup_steps", "eval_interval", "eval_batches", "seed",
-               "compile", "init", "mix", "align_documents", "align_mix_only", "threads")
+               "max_minutes", "cpu_minutes", "lr", "min_lr", "optimizer", "warmup_steps", "eval_interval",
+               "eval_batches", "seed", "compile", "init", "mix", "align_documents", "align_mix_only", "threads")
 
 
 def read_recipe(path: Path, parser: argparse.ArgumentParser) -> dict[str, object]:
@@ -528,7 +530,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if settings.get("threads"):
         torch.set_num_threads(settings["threads"])
     corpus = Path(settings["corpus"])
-    given = {key: settings[key] for key in ("preset", "seq_len", "batch_size", "max_steps", "lr", "min_lr",
+    given = {key: settings[key] for key in ("preset", "seq_len", "batch_size", "max_steps", "lr", "min_lr", "optimizer",
                                             "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
                                             "max_minutes", "cpu_minutes", "align_documents")
              if settings.get(key) is not None}

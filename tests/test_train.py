@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 from omnibyte.errors import OmniByteError
+from omnibyte.model.config import ModelConfig
 from omnibyte.model.transformer import BytePredictor
 from omnibyte.training import train as train_module
 from omnibyte.training.train import TOKEN_DTYPE, TokenStream, TrainConfig, lr_at, train
@@ -118,11 +120,12 @@ def test_learning_rate_warms_up_then_decays_to_the_floor(tmp_path):
     assert lr_at(100, cfg) == pytest.approx(0.1)
 
 
-def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    straight = tiny_config(tmp_path / "a", max_steps=12, eval_interval=4)
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch, optimizer):
+    straight = tiny_config(tmp_path / "a", max_steps=12, eval_interval=4, optimizer=optimizer)
     train(straight, progress=False)
 
-    resumed = tiny_config(tmp_path / "b", max_steps=12, eval_interval=4)
+    resumed = tiny_config(tmp_path / "b", max_steps=12, eval_interval=4, optimizer=optimizer)
     real_lr_at = train_module.lr_at
 
     def interrupt_at_step_6(step, cfg, cpu_s=0.0):
@@ -142,7 +145,18 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
         torch.testing.assert_close(a[name], b[name], atol=1e-6, rtol=1e-5)
 
 
+def test_muon_trains_the_blocks_matrices_and_adamw_the_rest(tmp_path):
+    cfg = tiny_config(tmp_path, optimizer="muon")
+    optimizer = train_module.make_optimizer(BytePredictor.build(ModelConfig.from_name(cfg.preset)), cfg)
+    assert isinstance(optimizer.parts[0], torch.optim.Muon) and isinstance(optimizer.parts[1], torch.optim.AdamW)
+    assert all(p.dim() == 2 for group in optimizer.parts[0].param_groups for p in group["params"])
+    result = train(cfg, progress=False)
+    assert result["val_loss"] < math.log(26)  # learning: below a uniform guess among the 26 letters
+
+
 def test_bad_training_settings_are_refused(tmp_path):
+    with pytest.raises(OmniByteError, match="optimizer 'sgd'"):
+        tiny_config(tmp_path, optimizer="sgd")
     with pytest.raises(OmniByteError, match="min_lr"):
         tiny_config(tmp_path, lr=1e-3, min_lr=1e-2)
     with pytest.raises(OmniByteError, match="warmup"):

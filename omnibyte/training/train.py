@@ -39,6 +39,7 @@ TOKEN_DTYPE = np.dtype("<u2")
 STATE_WEIGHTS = "state.safetensors"
 STATE_JSON = "state.json"
 LOG_FILE = "train_log.jsonl"
+OPTIMIZERS = ("adamw", "muon")
 
 
 @dataclass
@@ -55,6 +56,10 @@ class TrainConfig:
     min_lr: float = 3e-4
     warmup_steps: int = 100
     weight_decay: float = 0.1
+    # "adamw", or "muon": Muon (orthogonalised momentum) for the blocks' weight matrices and AdamW
+    # for embeddings, output layer and gains. Muon's step is scaled to AdamW's update size
+    # (Moonshot's rule), so the same lr and schedule serve both
+    optimizer: str = "adamw"
     grad_clip: float = 1.0
     eval_interval: int = 200
     eval_batches: int = 8
@@ -87,6 +92,8 @@ class TrainConfig:
             raise OmniByteError("train: seq_len >= 2, batch_size >= 1 and max_steps >= 1 are required")
         if not 0 < self.min_lr <= self.lr:
             raise OmniByteError("train: need 0 < min_lr <= lr")
+        if self.optimizer not in OPTIMIZERS:
+            raise OmniByteError(f"train: optimizer {self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
             raise OmniByteError("train: warmup_steps must be >= 0 and below max_steps")
         self.mix = [(str(path), float(share)) for path, share in self.mix]
@@ -182,15 +189,67 @@ def lr_at(step: int, cfg: TrainConfig, cpu_s: float = 0.0) -> float:
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * progress))
 
 
-def make_optimizer(model: BytePredictor, cfg: TrainConfig) -> torch.optim.AdamW:
+class MuonWithAdamW:
+    """Two optimizers stepped as one: torch's Muon for the transformer blocks' weight matrices,
+    AdamW for everything else (Muon is made for hidden matrices; embeddings, the output layer and
+    1-D gains keep AdamW, as in Keller Jordan's and Moonshot's setups). It offers what the training
+    loop and save_state/load_state use: param_groups, zero_grad, step and one state dict whose
+    parameter ids run on from Muon's into AdamW's."""
+
+    def __init__(self, muon: torch.optim.Optimizer, adamw: torch.optim.Optimizer) -> None:
+        self.parts = [muon, adamw]
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return [group for part in self.parts for group in part.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for part in self.parts:
+            part.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for part in self.parts:
+            part.step()
+
+    def _sizes(self) -> list[int]:
+        return [sum(len(group["params"]) for group in part.param_groups) for part in self.parts]
+
+    def state_dict(self) -> dict[str, Any]:
+        state, groups, offset = {}, [], 0
+        for part, size in zip(self.parts, self._sizes()):
+            saved = part.state_dict()
+            state.update({offset + param_id: value for param_id, value in saved["state"].items()})
+            groups += [{**group, "params": [offset + i for i in group["params"]]} for group in saved["param_groups"]]
+            offset += size
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        offset = 0
+        for part, size in zip(self.parts, self._sizes()):
+            own = part.state_dict()
+            part.load_state_dict({"state": {param_id - offset: value for param_id, value in saved["state"].items()
+                                            if offset <= param_id < offset + size},
+                                  "param_groups": own["param_groups"]})
+            offset += size
+
+
+def make_optimizer(model: BytePredictor, cfg: TrainConfig) -> torch.optim.Optimizer | MuonWithAdamW:
     # no weight decay on norms' gains (1-D): decaying them towards 0 only fights the norm
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    named = list(model.named_parameters())
+    in_blocks = [p for name, p in named if p.dim() == 2 and name.split(".")[0] in ("blocks", "local_blocks")] \
+        if cfg.optimizer == "muon" else []
+    rest = [(name, p) for name, p in named if not any(p is q for q in in_blocks)]
+    decay = [p for _, p in rest if p.dim() >= 2]
+    no_decay = [p for _, p in rest if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+    adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
+    if not in_blocks:
+        return adamw
+    muon = torch.optim.Muon(in_blocks, lr=cfg.lr, weight_decay=cfg.weight_decay, adjust_lr_fn="match_rms_adamw")
+    return MuonWithAdamW(muon, adamw)
 
 
-def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer, step: int,
+def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer | MuonWithAdamW, step: int,
                stream: TokenStream, best_val: float | None, cfg: TrainConfig, cpu_s: float = 0.0) -> None:
     """Weights plus everything needed to resume, written atomically enough: state files last."""
     from safetensors.torch import save_file
@@ -210,7 +269,7 @@ def save_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optim
     os.replace(out_dir / (STATE_JSON + ".tmp"), out_dir / STATE_JSON)
 
 
-def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer,
+def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optimizer | MuonWithAdamW,
                stream: TokenStream) -> tuple[int, float | None, float]:
     """Resume from out_dir: weights, optimizer moments, RNG states. Returns (step, best_val, the
     CPU seconds of training steps so far)."""
