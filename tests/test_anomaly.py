@@ -13,11 +13,11 @@ from omnibyte.tools.anomaly import AnomalySettings, analyse_bytes, find_anomalie
 PATTERN = bytes(range(8)) * 2
 
 
-def typical_surprisal(n: int, seed: int = 0) -> np.ndarray:
+def typical_surprisal(n: int, seed: int = 0, hard_per_kb: int = 10) -> np.ndarray:
     """A file the model reads at about 3 bits per byte, with an occasional sharp spike."""
     rng = np.random.default_rng(seed)
     surprisal = np.abs(rng.normal(3.0, 0.6, n))
-    spikes = rng.choice(n, n // 100, replace=False)
+    spikes = rng.choice(n, n * hard_per_kb // 1000, replace=False)
     surprisal[spikes] = rng.uniform(9.0, 15.0, spikes.size)  # single surprising bytes are normal, not anomalies
     return surprisal
 
@@ -49,7 +49,7 @@ def test_one_surprising_byte_in_a_native_header_is_a_region_and_elsewhere_is_not
 
 def test_the_two_seams_of_an_insertion_make_one_region():
     # predictable foreign content costs little, but its first byte and the first byte after it spike
-    surprisal = typical_surprisal(4000)
+    surprisal = typical_surprisal(4000, hard_per_kb=1)  # a file the model knows: hard bytes are rare
     surprisal[2000:2064] = 0.5
     surprisal[[2000, 2064]] = [17.0, 18.0]
     [region] = find_regions(surprisal).regions
@@ -83,10 +83,26 @@ def test_a_spike_is_measured_against_the_files_own_baseline():
     unpredictable[[900, 2900]] = settings.spike_bits + 0.5  # the tail of that noise
     assert find_regions(unpredictable, settings).regions == []
     # the same bytes in a file the model reads at 3 bits are seams
-    surprisal = typical_surprisal(4000)
+    surprisal = typical_surprisal(4000, hard_per_kb=1)
     surprisal[[900, 2900]] = settings.spike_bits + 0.5
     assert [(r.start, r.end) for r in find_regions(surprisal, settings).regions] == [(900, 901), (2900, 2901)]
     assert find_regions(unpredictable, AnomalySettings(spike_excess_bits=0.0)).regions != []
+
+
+def test_a_spike_in_a_file_where_hard_bytes_are_common_is_its_tail_not_a_seam():
+    settings = AnomalySettings()
+    surprisal = typical_surprisal(4000, hard_per_kb=0)
+    surprisal[2000] = settings.spike_bits + 1.0
+    assert [(r.start, r.end) for r in find_regions(surprisal, settings).regions] == [(2000, 2001)]
+    # a file from outside what the model knows: it pays spike_floor_bits for a byte here and there,
+    # more often than the spike budget allows (4,000 bytes: 8), so a 17-bit byte is its tail
+    budget = int(settings.spikes_per_kb * 4)
+    surprisal[np.linspace(100, 1700, budget + 1).astype(int)] = settings.spike_floor_bits + 1.0
+    assert find_regions(surprisal, settings).regions == []
+    # those near the spike are its own neighbourhood and do not count
+    surprisal[np.linspace(100, 1700, budget + 1).astype(int)[:1]] = 3.0
+    surprisal[1900] = settings.spike_floor_bits + 1.0
+    assert [(r.start, r.end) for r in find_regions(surprisal, settings).regions] == [(2000, 2001)]
 
 
 def test_spikes_in_a_noisy_file_the_warm_up_or_a_header_are_not_regions():

@@ -28,7 +28,11 @@ well-predicted content looks like, even under 17 bits. Spikes within `spike_merg
 other are one region (so an insertion's two seams make one region that spans it), but only in a
 file where 17-bit bytes are rare: a file with more than `spikes_per_kb` of them per 1,000 bytes
 (at least 2) is noisy throughout, and its spikes say nothing. (A byte that stands out is one
-place by construction, so it does not count towards that budget.) Every spike must also cost
+place by construction, so it does not count towards that budget.) The same budget holds for the
+bytes costing `spike_floor_bits` or more farther than `spike_merge_gap` from a spike: a file
+from outside what the model knows (a real document full of rare words and names) pays 12 bits
+here and there, and a 17-bit byte is the tail of that, where in a file the model knows well
+nothing else comes near a seam. Every spike must also cost
 `spike_excess_bits` (13) more than the file's baseline: in bytes the model cannot predict at all
 (random or encrypted data, about 9.5 bits a byte) a 17-bit byte is only the tail of the noise.
 
@@ -111,7 +115,8 @@ class AnomalySettings:
     spike_margin_bits: float = 2.0
     # ...spikes this close are one region...
     spike_merge_gap: int = 160
-    # ...and a file with more bytes at spike_bits than this per 1,000 (at least _MIN_SPIKE_BUDGET) gets none
+    # ...and a file with more bytes at spike_bits than this per 1,000 (at least _MIN_SPIKE_BUDGET) gets none,
+    # as does a spike with more bytes at spike_floor_bits than that farther than spike_merge_gap from it
     spikes_per_kb: float = 2.0
     # every spike costs at least this much more than the file's baseline: in a file the model cannot
     # predict at all (random or encrypted bytes, baseline near 8 bits) a 17-bit byte is just its tail
@@ -279,7 +284,12 @@ def _spikes(surprisal: np.ndarray, eligible: np.ndarray, settings: AnomalySettin
     near = counted[np.minimum(index + gap + 1, values.size)] - counted[np.maximum(index - gap, 0)]
     stands_out = ((surprisal >= settings.spike_floor_bits) & (surprisal >= farther + settings.spike_margin_bits)
                   & (counted[-1] - near >= near))
-    return eligible & ((surprisal >= settings.spike_bits) | stands_out)
+    # a spike in a file whose other bytes often cost spike_floor_bits is the tail of that file's
+    # surprise, not a seam: the same budget as for 17-bit bytes, counted at the floor, away from it
+    dear = np.concatenate([[0], np.cumsum(eligible & (surprisal >= settings.spike_floor_bits))])
+    dear_farther = dear[-1] - (dear[np.minimum(index + gap + 1, values.size)] - dear[np.maximum(index - gap, 0)])
+    quiet = dear_farther <= max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * values.size / 1000)
+    return eligible & quiet & ((surprisal >= settings.spike_bits) | stands_out)
 
 
 def _stands_out(level: np.ndarray, start: int, end: int, settings: AnomalySettings) -> bool:
