@@ -63,6 +63,7 @@ ASK_CHOICES = [("continue what is there", "continue"), ("an image", "image"), ("
 
 CSS = """
 .ob-pixels, #live-image img { image-rendering: pixelated; image-rendering: crisp-edges; }
+#live-image img { width: 100%; height: 100%; object-fit: contain; }
 .ob-segment { margin: 6px 0; padding: 6px 10px; background: var(--block-background-fill); }
 .ob-segment-head { font-size: 0.95em; }
 .ob-segment-why, .ob-repairs, .ob-caption, .ob-facts, .ob-legend { font-size: 0.82em; opacity: 0.8; }

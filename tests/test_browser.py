@@ -60,6 +60,10 @@ def test_upload_generate_stream_and_segments(page, tmp_path):
     sync_api.expect(page.locator("#byte-map .ob-bar-piece")).to_have_count(1)
     sync_api.expect(page.locator("#surprisal-plot svg")).to_be_visible()
     sync_api.expect(page.locator("#progress")).to_contain_text("1,536 / 1,536 bytes")
+    # the live picture is sent at its own 32 x 32 pixels; the page draws it large
+    live = page.locator("#live-image img")
+    assert live.evaluate("img => img.naturalHeight") == 32 and live.bounding_box()["height"] >= 200
+    assert live.evaluate("img => getComputedStyle(img).objectFit") == "contain"  # drawn to fill its box
     shot = Path(os.environ.get("OMNIBYTE_SCREENSHOT") or tmp_path / "app.png")
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000

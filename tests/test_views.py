@@ -26,10 +26,10 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 def test_live_image_fills_rows_and_says_how_many_came_from_the_prompt():
     bmp = to_native((EXAMPLES / "red-circle.png").read_bytes()).data
     view = live_view(Modality.IMAGE, bmp[:54 + 20 * 96], prompt_bytes=54 + 16 * 96)
-    assert view.kind == "image" and view.image.shape == (256, 256, 3)
+    assert view.kind == "image" and view.image.shape == (32, 32, 3)  # the page scales it up
     assert "20 of 32 rows" in view.caption and "16 from the prompt" in view.caption
     # rows not yet written (the top of the picture) are grey
-    assert (view.image[:8] == 128).all()
+    assert (view.image[:1] == 128).all()
 
 
 def test_live_audio_is_int16_and_text_marks_the_prompt():

@@ -94,7 +94,9 @@ class LiveView:
 
     kind: str  # "image", "audio" or "text"
     title: str  # what the view shows, the same for the whole part (the caption changes as it grows)
-    image: np.ndarray | None = None  # (H, W, 3) uint8, already scaled up
+    # (H, W, 3) uint8 at the picture's own size: the page scales it up, pixelated, so each update
+    # encodes 32 x 32 pixels, not 256 x 256 (the update is drawn while the model writes)
+    image: np.ndarray | None = None
     audio: tuple[int, np.ndarray] | None = None  # (sample rate, int16 samples)
     text: list[tuple[str, str]] = field(default_factory=list)  # (text, "prompt" or "generated")
     caption: str = ""  # how far along the part is, and how much of it is the prompt
@@ -107,9 +109,8 @@ def live_view(modality: Modality | None, data: bytes, prompt_bytes: int = 0) -> 
     generated = len(data) - prompt_bytes
     if modality == Modality.IMAGE:
         image = decode_native(data, Modality.IMAGE)
-        pixels = image.pixels.repeat(_IMAGE_SCALE, axis=0).repeat(_IMAGE_SCALE, axis=1)
         from_prompt = min(image.rows_present, max(0, prompt_bytes - len(BMP_HEADER)) // (3 * 32))
-        return LiveView("image", "image, filling from the bottom", image=pixels,
+        return LiveView("image", "image, filling from the bottom", image=image.pixels,
                         caption=f"image: {image.rows_present} of 32 rows, filling from the bottom "
                                 f"({from_prompt} from the prompt, {generated:,} bytes generated)")
     if modality == Modality.VIDEO:
@@ -139,13 +140,12 @@ def live_view(modality: Modality | None, data: bytes, prompt_bytes: int = 0) -> 
 
 
 def _film_strip(frames: np.ndarray) -> np.ndarray:
-    """Up to 8 greyscale frames side by side (missing ones grey), scaled up, as RGB."""
+    """Up to 8 greyscale frames side by side (missing ones grey), as RGB at their own size."""
     strip = np.full((16, 16 * 8), 128, dtype=np.uint8)
     for i, frame in enumerate(frames[:8]):
         strip[:, 16 * i:16 * (i + 1)] = frame
     strip[:, 16::16] = 255  # a thin light line between frames (their first column)
-    big = strip.repeat(_VIDEO_SCALE // 2, axis=0).repeat(_VIDEO_SCALE // 2, axis=1)
-    return np.repeat(big[:, :, None], 3, axis=2)
+    return np.repeat(strip[:, :, None], 3, axis=2)
 
 
 def hex_dump(data: bytes, start: int = 0, width: int = 16) -> str:
