@@ -154,6 +154,12 @@ def test_muon_trains_the_blocks_matrices_and_adamw_the_rest(tmp_path):
     assert result["val_loss"] < math.log(26)  # learning: below a uniform guess among the 26 letters
 
 
+def test_a_run_resumes_only_with_the_optimizer_it_was_trained_with(tmp_path):
+    train(tiny_config(tmp_path, max_steps=8, warmup_steps=2, eval_interval=4), progress=False)
+    with pytest.raises(OmniByteError, match="trained with adamw; resume it with --optimizer adamw"):
+        train(tiny_config(tmp_path, max_steps=12, warmup_steps=2, eval_interval=4, optimizer="muon"), progress=False)
+
+
 def test_bad_training_settings_are_refused(tmp_path):
     with pytest.raises(OmniByteError, match="optimizer 'sgd'"):
         tiny_config(tmp_path, optimizer="sgd")

@@ -276,6 +276,12 @@ def load_state(out_dir: Path, model: BytePredictor, optimizer: torch.optim.Optim
     from safetensors.torch import load_file
 
     meta = json.loads((out_dir / STATE_JSON).read_text())
+    saved_with = meta.get("train_config", {}).get("optimizer", "adamw")
+    resuming_with = "muon" if isinstance(optimizer, MuonWithAdamW) else "adamw"
+    if saved_with != resuming_with:  # their moments are of different kinds and parameters
+        raise OmniByteError(f"the run in {out_dir} was trained with {saved_with}; resume it with --optimizer "
+                            f"{saved_with}, or start a new run from it (--init {out_dir} --out NEW) to switch to "
+                            f"{resuming_with}")
     loaded = BytePredictor.from_pretrained(out_dir)
     model.load_state_dict(loaded.state_dict())
     tensors = load_file(str(out_dir / STATE_WEIGHTS))
