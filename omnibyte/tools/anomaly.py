@@ -268,8 +268,9 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
 
 
 def _spikes(surprisal: np.ndarray, eligible: np.ndarray, settings: AnomalySettings) -> np.ndarray:
-    """Which bytes are spikes: eligible, and costing spike_bits, or costing spike_floor_bits and
-    spike_margin_bits above every eligible byte farther than spike_merge_gap from them."""
+    """Which bytes are spikes: eligible, with few bytes of spike_floor_bits farther than
+    spike_merge_gap from them (the spike budget), and costing spike_bits, or costing
+    spike_floor_bits and spike_margin_bits above every eligible byte that far from them."""
     gap = settings.spike_merge_gap
     values = np.where(eligible, surprisal, -np.inf)
     # the highest eligible byte outside [i - gap, i + gap], from running maxima from either end
