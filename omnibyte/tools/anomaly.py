@@ -245,8 +245,7 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     eligible[:header_end] = False
     spikes = _spikes(surprisal, eligible, settings) & (surprisal >= baseline + settings.spike_excess_bits)
     # the budget counts the bytes at spike_bits: a byte standing out is one place, however many bits it costs
-    budget = max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * surprisal.size / 1000)
-    if (spikes & (surprisal >= settings.spike_bits)).sum() <= budget:
+    if (spikes & (surprisal >= settings.spike_bits)).sum() <= _spike_budget(surprisal.size, settings):
         spans = _without_overlaps(spans, _merged(_runs(spikes), settings.spike_merge_gap))
     if header_end:
         damaged = _merged(_runs(surprisal[:header_end] >= settings.header_spike_bits), settings.window)
@@ -267,6 +266,19 @@ def find_regions(surprisal_bits: np.ndarray, settings: AnomalySettings = Anomaly
     return AnomalyReport(surprisal, level, baseline, threshold, regions)
 
 
+def _spike_budget(size: int, settings: AnomalySettings) -> float:
+    """How many bytes of spike_bits (or, away from a spike, of spike_floor_bits) a quiet file of `size` may hold."""
+    return max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * size / 1000)
+
+
+def _count_farther(mask: np.ndarray, gap: int) -> np.ndarray:
+    """For each index, how many True entries of mask lie more than `gap` from it."""
+    counted = np.concatenate([[0], np.cumsum(mask)])
+    index = np.arange(mask.size)
+    near = counted[np.minimum(index + gap + 1, mask.size)] - counted[np.maximum(index - gap, 0)]
+    return counted[-1] - near
+
+
 def _spikes(surprisal: np.ndarray, eligible: np.ndarray, settings: AnomalySettings) -> np.ndarray:
     """Which bytes are spikes: eligible, with few bytes of spike_floor_bits farther than
     spike_merge_gap from them (the spike budget), and costing spike_bits, or costing
@@ -281,15 +293,13 @@ def _spikes(surprisal: np.ndarray, eligible: np.ndarray, settings: AnomalySettin
     right = np.where(index + gap + 1 < values.size, from_right[np.minimum(index + gap + 1, values.size - 1)], -np.inf)
     farther = np.maximum(left, right)
     # standing out needs a file to stand out from: at least half its eligible bytes lie farther away
-    counted = np.concatenate([[0], np.cumsum(eligible)])
-    near = counted[np.minimum(index + gap + 1, values.size)] - counted[np.maximum(index - gap, 0)]
+    eligible_farther = _count_farther(eligible, gap)
     stands_out = ((surprisal >= settings.spike_floor_bits) & (surprisal >= farther + settings.spike_margin_bits)
-                  & (counted[-1] - near >= near))
+                  & (eligible_farther >= eligible.sum() - eligible_farther))
     # a spike in a file whose other bytes often cost spike_floor_bits is the tail of that file's
     # surprise, not a seam: the same budget as for 17-bit bytes, counted at the floor, away from it
-    dear = np.concatenate([[0], np.cumsum(eligible & (surprisal >= settings.spike_floor_bits))])
-    dear_farther = dear[-1] - (dear[np.minimum(index + gap + 1, values.size)] - dear[np.maximum(index - gap, 0)])
-    quiet = dear_farther <= max(_MIN_SPIKE_BUDGET, settings.spikes_per_kb * values.size / 1000)
+    dear_farther = _count_farther(eligible & (surprisal >= settings.spike_floor_bits), gap)
+    quiet = dear_farther <= _spike_budget(values.size, settings)
     return eligible & quiet & ((surprisal >= settings.spike_bits) | stands_out)
 
 
