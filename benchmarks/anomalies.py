@@ -252,6 +252,20 @@ def load_cases(path: Path, key: dict) -> tuple[list[Case], float] | None:
         return cases, meta["seconds"]
 
 
+def scored_cases(cache: Path | None, key: dict, score) -> tuple[list[Case], float]:
+    """The cases `score()` builds and the seconds it took: from `cache` when it holds them under
+    `key`, else scored now (and kept there when a cache is given)."""
+    cached = load_cases(cache, key) if cache else None
+    if cached is not None:
+        return cached  # scored by an earlier run
+    started = time.perf_counter()
+    cases = score()
+    seconds = time.perf_counter() - started
+    if cache:
+        save_cases(cache, cases, key, seconds)
+    return cases, seconds
+
+
 def _overlaps(region, span: tuple[int, int]) -> bool:
     return region.start < span[1] + TOLERANCE and region.end > span[0] - TOLERANCE
 
@@ -376,15 +390,7 @@ def main() -> None:
     if args.real is not None:
         key = {"seed": args.seed, "real": sorted(str(p.relative_to(args.real)) for p in args.real.rglob("*.*")),
                "model": model_fingerprint(model).hex(), "scored_alone": True}
-        started = time.perf_counter()
-        cached = load_cases(args.cache, key) if args.cache else None
-        if cached is None:
-            cases = real_cases(model, args.real, args.seed)
-            seconds = time.perf_counter() - started
-            if args.cache:
-                save_cases(args.cache, cases, key, seconds)
-        else:
-            cases, seconds = cached  # scored by an earlier run
+        cases, seconds = scored_cases(args.cache, key, lambda: real_cases(model, args.real, args.seed))
         result = {"real": str(args.real.relative_to(ROOT) if args.real.is_relative_to(ROOT) else args.real),
                   "model": str(args.model or "assets/checkpoint"), "seed": args.seed,
                   "seconds_per_file": seconds / len(cases),
@@ -399,15 +405,7 @@ def main() -> None:
     files = corpus_files(args.corpus, args.files, args.seed)
     key = {"seed": args.seed, "files": [str(p) for m in files.values() for p in m],
            "model": model_fingerprint(model).hex(), "scored_alone": True}
-    started = time.perf_counter()
-    cached = load_cases(args.cache, key) if args.cache else None
-    if cached is None:
-        cases = build_cases(model, files, args.seed)
-        seconds = time.perf_counter() - started
-        if args.cache:
-            save_cases(args.cache, cases, key, seconds)
-    else:
-        cases, seconds = cached  # scored by an earlier run
+    cases, seconds = scored_cases(args.cache, key, lambda: build_cases(model, files, args.seed))
     if args.tune:
         ranked = tune(cases)
         for row in ranked[:8]:
