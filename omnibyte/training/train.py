@@ -235,12 +235,13 @@ class MuonWithAdamW:
 
 def make_optimizer(model: BytePredictor, cfg: TrainConfig) -> torch.optim.Optimizer | MuonWithAdamW:
     # no weight decay on norms' gains (1-D): decaying them towards 0 only fights the norm
-    named = list(model.named_parameters())
-    in_blocks = [p for name, p in named if p.dim() == 2 and name.split(".")[0] in ("blocks", "local_blocks")] \
-        if cfg.optimizer == "muon" else []
-    rest = [(name, p) for name, p in named if not any(p is q for q in in_blocks)]
-    decay = [p for _, p in rest if p.dim() >= 2]
-    no_decay = [p for _, p in rest if p.dim() < 2]
+    def by_muon(name: str, param: torch.Tensor) -> bool:
+        return cfg.optimizer == "muon" and param.dim() == 2 and name.split(".")[0] in ("blocks", "local_blocks")
+
+    in_blocks = [p for name, p in model.named_parameters() if by_muon(name, p)]
+    rest = [p for name, p in model.named_parameters() if not by_muon(name, p)]
+    decay = [p for p in rest if p.dim() >= 2]
+    no_decay = [p for p in rest if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     adamw = torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.95), eps=1e-8)
     if not in_blocks:
