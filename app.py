@@ -215,7 +215,7 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
     prompt = prompt_from_inputs(upload, raw, share, text, ask)
     params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
                                   valid_media)
-    shown_title = None
+    shown_title = shown_kind = None
     audio_samples_shown = 0
     yield (f"Reading the {len(prompt.tokens):,}-token prompt…", *_live_updates(None), "", "", "", None)
     for update in stream_continuation(model, prompt, params, time_limit_s=TIME_LIMIT_S,
@@ -225,8 +225,8 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
         view = live_view(modality, part, from_prompt)
         audio_now = view.kind == "audio" and (
             (audio_samples_shown == 0 and len(view.audio[1]) >= AUDIO_FIRST_UPDATE) or update.done)
-        updates = _live_updates(view, show=view.title != shown_title, audio_now=audio_now)
-        shown_title = view.title
+        updates = _live_updates(view, show=view.title != shown_title, audio_now=audio_now, shown_kind=shown_kind)
+        shown_title, shown_kind = view.title, view.kind
         if audio_now:
             audio_samples_shown = len(view.audio[1])
         progress = (f"**{len(update.generated):,} / {params.max_new_bytes:,} bytes** · "
@@ -235,7 +235,9 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
             progress += f" · done: {_STOPPED.get(update.stop_reason, '')}. Analysing…"
             if update.stop_reason is StopReason.TIME_LIMIT:
                 gr.Warning(f"Generation stopped at the {TIME_LIMIT_S} s time limit; showing what was written.")
-        yield (progress, *updates, gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        # the byte map, plot, segments and download stay as the first update left them: sent again
+        # as the same plain values, not skipped (a skip is an update that rebuilds the component)
+        yield (progress, *updates, "", "", "", None)
     analysis = analyse_stream(model, prompt, update.generated, update.boundaries)
     formats = {s.format for s in analysis.segments}
     extension = _EXTENSIONS.get(formats.pop(), "bin") if len(formats) == 1 else "bin"
@@ -246,28 +248,32 @@ def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, t
            segments_html(analysis), download)
 
 
-def _live_updates(view, show: bool = True, audio_now: bool = False):
-    """Updates for the live image, sound and text. Showing a view (a new part) sends components:
-    only its own kind visible, titled. Between, only the visible view's new value is sent: an
-    update that changes a component's properties makes Gradio rebuild the component and its API
-    schema, which takes the interpreter from the decoding thread, so the caption that changes
-    with every update is in the progress line, not in a label. The sound is resent rarely, so the
-    player is not rebuilt every moment."""
-    if view is None:  # a new generation: clear all three
+def _live_updates(view, show: bool = True, audio_now: bool = False, shown_kind: str | None = None):
+    """Updates for the live image, sound and text. A new generation (no view) hides all three;
+    showing a view (a new part) sends its component, visible and titled, and hides the kind
+    shown before (`shown_kind`). Otherwise only plain values: the visible view's new value,
+    None for the hidden ones. An update that changes a component's properties, gr.skip()
+    included, makes Gradio rebuild the component and its API schema on the server's event loop,
+    which takes the interpreter from the decoding thread; so the caption that changes with
+    every update is in the progress line, not in a label. The sound is resent rarely, so the
+    player is not reloaded every moment: its skip is the one rebuild left between parts."""
+    if view is None:  # a new generation, before the model starts: hide all three
         return (gr.Image(value=None, visible=False), gr.Audio(value=None, visible=False),
                 gr.HighlightedText(value=None, visible=False))
-    if show:
-        label = f"Live {view.title}"
-        image = gr.Image(value=view.image, label=label, visible=True) if view.kind == "image" \
-            else gr.Image(visible=False)
-        audio = gr.Audio(value=view.audio if audio_now else None, label=label, visible=True) \
-            if view.kind == "audio" else gr.Audio(visible=False)
-        text = gr.HighlightedText(value=view.text, label=label, visible=True) if view.kind == "text" \
-            else gr.HighlightedText(visible=False)
-        return image, audio, text
-    return (view.image if view.kind == "image" else gr.skip(),
-            view.audio if view.kind == "audio" and audio_now else gr.skip(),
-            view.text if view.kind == "text" else gr.skip())
+    label = f"Live {view.title}"
+    values = {"image": view.image, "audio": view.audio if audio_now else None, "text": view.text}
+    kinds = {"image": gr.Image, "audio": gr.Audio, "text": gr.HighlightedText}
+    updates = []
+    for kind, component in kinds.items():
+        if show and kind == view.kind:
+            updates.append(component(value=values[kind], label=label, visible=True))
+        elif show and kind == shown_kind:
+            updates.append(component(value=None, visible=False))
+        elif kind != view.kind:
+            updates.append(None)  # hidden already
+        else:
+            updates.append(gr.skip() if kind == "audio" and not audio_now else values[kind])
+    return tuple(updates)
 
 
 @user_errors("compression")

@@ -289,3 +289,30 @@ def test_the_readmes_gradio_client_example_runs_as_written(server):
     exec(snippet.replace("http://127.0.0.1:7860/", server[1]), namespace)  # noqa: S102
     assert Path(namespace["download"]).stat().st_size > 1590  # the caption, then the picture
     assert namespace["segments"][0]["modality"] == "text" and namespace["segments"][-1]["modality"] == "image"
+
+
+def test_live_updates_rebuild_components_only_when_a_part_is_shown():
+    # any update that is not a plain value (a component, gr.skip()) makes Gradio rebuild that
+    # component on the event loop while the model writes: only showing a new part may send them
+    import numpy as np
+
+    import app
+    from omnibyte.web.views import LiveView
+
+    def is_update(value):
+        return not (value is None or isinstance(value, (np.ndarray, list, tuple)))
+
+    text = LiveView("text", "text", text=[("hi", "prompt")])
+    picture = LiveView("image", "image 32 x 32", image=np.zeros((32, 32, 3), np.uint8))
+    sound = LiveView("audio", "sound", audio=(8000, np.zeros(100, np.int16)))
+    assert all(is_update(u) for u in app._live_updates(None))  # before the model starts: hide all
+    shown = app._live_updates(text, show=True)
+    assert [u.visible for u in shown[2:]] == [True] and shown[:2] == (None, None)
+    assert not any(is_update(u) for u in app._live_updates(text, show=False, shown_kind="text"))
+    switched = app._live_updates(picture, show=True, shown_kind="text")
+    assert switched[0].visible is True and switched[1] is None and switched[2].visible is False
+    between = app._live_updates(picture, show=False, shown_kind="image")
+    assert between[0] is picture.image and between[1:] == (None, None)
+    # the sound's player is not reloaded between its rare updates: the one skip left
+    assert app._live_updates(sound, show=False, audio_now=False, shown_kind="audio")[1] == {"__type__": "update"}
+    assert app._live_updates(sound, show=False, audio_now=True, shown_kind="audio")[1] is sound.audio

@@ -82,6 +82,10 @@ def test_the_compiled_step_refuses_what_it_cannot_run():
         step([65, 66], model.config.max_seq_len)
     with pytest.raises(OmniByteError, match="token ids"):
         step([65, 999], 0)
+    with pytest.raises(OmniByteError, match="got 3 positions"):
+        step([65, 66], [0, 1, 2])
+    with pytest.raises(OmniByteError, match="outside the KV cache"):
+        step([65, 66], [0, -1])
     assert not compiled_decode_supported(model.to(torch.float64))
     with pytest.raises(OmniByteError, match="plain float32"):
         CompiledDecodeStep(model)

@@ -41,6 +41,11 @@ def test_mask_sets_only_forbidden_tokens_to_minus_infinity():
     masked = guard.mask(logits)
     assert np.isneginf(masked[:, :0x80]).all() and (masked[:, 0x80:0xC0] == 0).all()
     assert np.isneginf(masked[:, BYTE_VALUES:]).all()
+    one = Utf8Guard(TEXT + [0xC3], 1).mask(np.zeros((1, VOCAB_SIZE)))  # one sample: the same mask
+    assert one.shape == (1, VOCAB_SIZE) and np.array_equal(one, masked[:1])
+    # outside text the guard allows everything: the logits come back untouched, not copied
+    untouched = np.zeros((2, VOCAB_SIZE))
+    assert Utf8Guard(IMAGE + [0xC3], 2).mask(untouched) is untouched
 
 
 @settings(max_examples=200, deadline=None)

@@ -30,7 +30,7 @@ from omnibyte.codecs import BMP_BYTES, FRAME_COUNT, SAMPLE_RATE, Y4M_BYTES
 from omnibyte.codecs.audio import WAV_HEADER_BYTES, wav_header
 from omnibyte.codecs.image import BMP_HEADER
 from omnibyte.codecs.video import FRAME_MARKER, Y4M_HEADER
-from omnibyte.generation.sample_guard import SampleGuard
+from omnibyte.generation.sample_guard import ANYTHING, SampleGuard
 from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["FormatGuard"]
@@ -43,7 +43,6 @@ _FRAME_BYTES = (Y4M_BYTES - len(Y4M_HEADER)) // FRAME_COUNT
 _WAV_SIZE_TOP_BYTE2 = 0x07
 
 _MEDIA_TAGS = set(MODALITY_TAGS.values()) - {ControlToken.TEXT}
-_ANYTHING = np.ones(VOCAB_SIZE, dtype=bool)
 _CONTROLS = np.zeros(VOCAB_SIZE, dtype=bool)
 _CONTROLS[BYTE_VALUES:] = True
 
@@ -80,7 +79,7 @@ class _Part:
     def allowed(self) -> np.ndarray:
         pos = self.pos
         if self.broken:
-            return _ANYTHING
+            return ANYTHING
         if self.length is not None and pos >= self.length:
             return _CONTROLS
         if self.tag == ControlToken.IMAGE:
@@ -145,7 +144,7 @@ class _State:
             self.part.feed(token)
 
     def allowed(self) -> np.ndarray:
-        return _ANYTHING if self.part is None else self.part.allowed()
+        return ANYTHING if self.part is None else self.part.allowed()
 
 
 class FormatGuard(SampleGuard):

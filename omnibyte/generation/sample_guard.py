@@ -13,7 +13,14 @@ from typing import Protocol
 
 import numpy as np
 
-__all__ = ["SampleGuard"]
+from omnibyte.vocab import VOCAB_SIZE
+
+__all__ = ["SampleGuard", "ANYTHING"]
+
+# what a state returns when it allows every token: masking with it changes nothing, so `mask`
+# skips the work (it runs for every byte generated, on the thread a server shares with its pages)
+ANYTHING = np.ones(VOCAB_SIZE, dtype=bool)
+ANYTHING.flags.writeable = False
 
 
 class GuardState(Protocol):
@@ -47,4 +54,7 @@ class SampleGuard:
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
         """Logits (num_samples, vocab) with every token the guard forbids set to -inf."""
-        return np.where(self.allowed(), logits, -np.inf)
+        allowed = [state.allowed() for state in self.states]
+        if all(each is ANYTHING for each in allowed):
+            return logits
+        return np.where(allowed[0] if len(allowed) == 1 else np.stack(allowed), logits, -np.inf)

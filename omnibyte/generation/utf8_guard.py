@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from omnibyte.generation.sample_guard import SampleGuard
+from omnibyte.generation.sample_guard import ANYTHING, SampleGuard
 from omnibyte.vocab import BYTE_VALUES, MODALITY_TAGS, VOCAB_SIZE, ControlToken
 
 __all__ = ["Utf8Guard"]
@@ -43,7 +43,6 @@ _BETWEEN_CHARACTERS = np.zeros(VOCAB_SIZE, dtype=bool)
 _BETWEEN_CHARACTERS[:0x80] = True
 _BETWEEN_CHARACTERS[list(_LEADS)] = True
 _BETWEEN_CHARACTERS[BYTE_VALUES:] = True
-_ANYTHING = np.ones(VOCAB_SIZE, dtype=bool)
 _MODALITY_TAGS = set(MODALITY_TAGS.values())
 
 
@@ -85,7 +84,7 @@ class _State:
 
     def allowed(self) -> np.ndarray:
         if not self.in_text:
-            return _ANYTHING
+            return ANYTHING
         if self.to_come:
             return _inside(*self.next_range)
         return _BETWEEN_CHARACTERS

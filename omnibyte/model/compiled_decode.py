@@ -260,9 +260,14 @@ def checked_tokens(tokens, pos, batch_size: int, max_positions: int, vocab_size:
     tokens = np.ascontiguousarray(tokens, dtype=np.int64).reshape(-1)
     if tokens.shape[0] != batch_size:
         raise OmniByteError(f"the KV cache holds {batch_size} streams, got {tokens.shape[0]} tokens")
-    if not (0 <= np.min(pos) and np.max(pos) < max_positions):
+    # a stream or two per step: Python's min and max over their lists cost far less than NumPy's
+    positions = np.asarray(pos).reshape(-1).tolist()
+    if np.ndim(pos) and len(positions) != batch_size:
+        raise OmniByteError(f"the KV cache holds {batch_size} streams, got {len(positions)} positions")
+    if not (0 <= min(positions) and max(positions) < max_positions):
         raise OmniByteError(f"position {pos} is outside the KV cache of {max_positions}")
-    if tokens.min() < 0 or tokens.max() >= vocab_size:
+    ids = tokens.tolist()
+    if min(ids) < 0 or max(ids) >= vocab_size:
         raise OmniByteError(f"token ids must be in 0-{vocab_size - 1}")
     return tokens
 
@@ -288,7 +293,8 @@ class CompiledDecodeStep:
         """Logits (B, vocab) of the tokens after `tokens` (one per stream), which sit at `pos`:
         one position for every stream, or one each (B,)."""
         w = self.weights
-        positions = np.ascontiguousarray(np.broadcast_to(np.asarray(pos, dtype=np.int64), (self.batch_size,)))
+        positions = np.full(self.batch_size, pos, dtype=np.int64) if np.ndim(pos) == 0 \
+            else np.ascontiguousarray(pos, dtype=np.int64)
         tokens = checked_tokens(tokens, positions, self.batch_size, self.max_positions, w.embedding.shape[0])
         return _decode_step(tokens, positions, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain,
                             w.qk_gain_rotated, w.out, w.gate_up, w.down, w.lm_head, self.k_caches,
