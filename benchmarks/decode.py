@@ -12,6 +12,7 @@ Compares, in one run and on the same weights shape:
 Speed does not depend on the weights' values, so untrained weights are used unless --model.
 
     python -m benchmarks.decode --threads 2 --json benchmarks/results/decode.json
+    python -m benchmarks.decode --threads 2 --preset demo-local --json benchmarks/results/decode-local.json
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def transformers_rate(config, new_bytes: int) -> float | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, help="checkpoint folder (default: untrained demo preset)")
+    parser.add_argument("--model", type=Path, help="checkpoint folder (default: untrained weights of --preset)")
+    parser.add_argument("--preset", default="demo", help="untrained preset to time when no --model (demo-local: "
+                        "the demo with a sliding attention window)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bytes", type=int, default=1000, help="bytes generated per measurement")
     parser.add_argument("--uncached-bytes", type=int, default=200)
@@ -109,14 +112,14 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    model = load_model(args.model) if args.model else load_model(preset="demo")
+    model = load_model(args.model) if args.model else load_model(preset=args.preset)
     config = model.config
     best = lambda f: max(f() for _ in range(args.repeats))  # noqa: E731 - best of N damps a noisy VM
 
     omnibyte_rate(model, 64)  # warm-up
     results = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} threads, torch {torch.__version__}",
-        "model": str(args.model or "demo preset"),
+        "model": str(args.model or f"{args.preset} preset"),
         "parameters": model.num_parameters(),
         "bytes": args.bytes,
         "cached": best(lambda: omnibyte_rate(model, args.bytes)),
@@ -135,7 +138,9 @@ def main() -> None:
         results[f"torch_compile_batch_{args.batch}_aggregate"] = best(
             lambda: omnibyte_rate(compiled, args.bytes, args.batch, compiled_step=False))
     results["transformers_llama"] = transformers_rate(config, args.bytes)
-    results["compiled_step_ms_at_position"] = compiled_step_ms(model)
+    # past an attention window, a step's cost stops growing with its position: 3,600 shows it
+    results["compiled_step_ms_at_position"] = compiled_step_ms(
+        model, positions=tuple(p for p in (100, 600, 1100, 3600) if p < config.max_seq_len))
 
     base = results["transformers_llama"]
     print(f"{results['machine']}; {results['model']}, {results['parameters']:,} parameters; "

@@ -10,9 +10,9 @@ from omnibyte.model.compiled_decode import CompiledDecodeStep, compiled_decode_s
 TOKENS = torch.tensor([[256, 258] + list(b"compiled and torch agree, byte by byte")])
 
 
-def model_with_every_weight_set(n_kv_heads: int):
+def model_with_every_weight_set(n_kv_heads: int, attention_window: int | None = None):
     """A tiny model whose norm gains are not all ones, so folding them into matrices is tested."""
-    model = tiny_model(n_kv_heads=n_kv_heads)
+    model = tiny_model(n_kv_heads=n_kv_heads, attention_window=attention_window)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for param in model.parameters():
@@ -20,9 +20,10 @@ def model_with_every_weight_set(n_kv_heads: int):
     return model
 
 
-@pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
-def test_compiled_step_gives_the_logits_of_torch_decoding(n_kv_heads):
-    model = model_with_every_weight_set(n_kv_heads)
+@pytest.mark.parametrize("n_kv_heads, window", [(1, None), (2, None), (4, None), (2, 8)])
+def test_compiled_step_gives_the_logits_of_torch_decoding(n_kv_heads, window):
+    # window 8: most of the 40 positions see only the 8 most recent, as the model trained
+    model = model_with_every_weight_set(n_kv_heads, window)
     with torch.inference_mode():
         full = model(TOKENS)[0]  # (T, vocab)
         model.setup_kv_cache(batch_size=1)
@@ -32,8 +33,9 @@ def test_compiled_step_gives_the_logits_of_torch_decoding(n_kv_heads):
     np.testing.assert_allclose(np.stack(ours), full[5:].numpy(), atol=2e-4, rtol=1e-4)
 
 
-def test_a_batch_of_streams_each_gets_its_own_logits():
-    model = model_with_every_weight_set(2)
+@pytest.mark.parametrize("window", [None, 8])
+def test_a_batch_of_streams_each_gets_its_own_logits(window):
+    model = model_with_every_weight_set(2, window)
     rows = torch.stack([TOKENS[0], TOKENS[0].flip(0), torch.arange(TOKENS.size(1)) % 256])  # (3, T)
     with torch.inference_mode():
         full = model(rows)  # (3, T, vocab)
@@ -41,7 +43,13 @@ def test_a_batch_of_streams_each_gets_its_own_logits():
         prefill(model, rows[:, :6])
         step = CompiledDecodeStep(model)
         ours = np.stack([step(rows[:, pos].numpy(), pos) for pos in range(6, rows.size(1))], axis=1)
+        # streams at positions of their own (guidance's two contexts): each sees its own window
+        # (the second writes position 19 again, with the token it holds)
+        model.setup_kv_cache(batch_size=2)
+        prefill(model, rows[:2, :20])
+        apart = CompiledDecodeStep(model)([int(rows[0, 20]), int(rows[1, 19])], [20, 19])
     np.testing.assert_allclose(ours, full[:, 6:].numpy(), atol=2e-4, rtol=1e-4)
+    np.testing.assert_allclose(apart, torch.stack([full[0, 20], full[1, 19]]).numpy(), atol=2e-4, rtol=1e-4)
 
 
 def test_compiled_and_torch_steps_share_one_cache():

@@ -26,9 +26,9 @@ FILES = {Modality.TEXT: "Grüße aus Zürich, byte for byte.".encode(), Modality
          Modality.BINARY: bytes(np.random.default_rng(0).integers(0, 256, 28, dtype=np.uint8))}
 
 
-def model_with_every_weight_set(n_kv_heads: int = 2):
+def model_with_every_weight_set(n_kv_heads: int = 2, attention_window: int | None = None):
     """A tiny model whose norm gains are not all ones and whose outputs are peaked."""
-    model = tiny_model(n_kv_heads=n_kv_heads)
+    model = tiny_model(n_kv_heads=n_kv_heads, attention_window=attention_window)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for param in model.parameters():
@@ -107,13 +107,14 @@ def reference_logits(step: DeterministicStep, tokens: np.ndarray) -> np.ndarray:
             keys[layer, :, :, pos] = qk[:, n_heads:]
             values[layer, :, :, pos] = qkv[:, n_qk * hd:].reshape(batch, n_kv, hd)
             q = qk[:, :n_heads].reshape(batch, n_kv, group, hd)
-            scores = np.zeros((batch, n_kv, group, pos + 1), F)
+            first = max(0, pos + 1 - step.weights.window)  # the window's most recent positions
+            scores = np.zeros((batch, n_kv, group, pos + 1 - first), F)
             for j in range(hd):
-                scores = scores + q[..., j:j + 1] * keys[layer, :, :, None, :pos + 1, j]
+                scores = scores + q[..., j:j + 1] * keys[layer, :, :, None, first:pos + 1, j]
             weights = softmax(scores)
             mixed = np.zeros((batch, n_kv, group, hd), F)
-            for t in range(pos + 1):
-                mixed = mixed + weights[..., t:t + 1] * values[layer, :, :, None, t]
+            for t in range(first, pos + 1):
+                mixed = mixed + weights[..., t - first:t - first + 1] * values[layer, :, :, None, t]
             x = x + matmul(mixed.reshape(batch, n_heads * hd), step.weights.out[layer])
             gate_up = matmul(rms_normed(x, step.weights.eps), step.weights.gate_up[layer])
             hidden = gate_up.shape[1] // 2
@@ -132,9 +133,9 @@ def step_logits(step: DeterministicStep, tokens: np.ndarray) -> np.ndarray:
 
 # --- the tests --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("n_kv_heads", [1, 2, 4])
-def test_the_step_computes_the_numpy_transcriptions_bits_for_every_modality(n_kv_heads):
-    model = model_with_every_weight_set(n_kv_heads)
+@pytest.mark.parametrize("n_kv_heads, window", [(1, None), (2, None), (4, None), (2, 8)])
+def test_the_step_computes_the_numpy_transcriptions_bits_for_every_modality(n_kv_heads, window):
+    model = model_with_every_weight_set(n_kv_heads, window)
     tokens = np.array([(prefix_tokens(m) + list(data))[:28] for m, data in FILES.items()])
     step = DeterministicStep(model, batch_size=len(tokens), max_positions=tokens.shape[1])
     ours = step_logits(step, tokens)
@@ -144,8 +145,9 @@ def test_the_step_computes_the_numpy_transcriptions_bits_for_every_modality(n_kv
                                   reference_frequencies(reference).reshape(-1, 256))
 
 
-def test_the_step_is_the_float_models_arithmetic_to_rounding():
-    model = model_with_every_weight_set()
+@pytest.mark.parametrize("window", [None, 8])
+def test_the_step_is_the_float_models_arithmetic_to_rounding(window):
+    model = model_with_every_weight_set(attention_window=window)  # 8: well inside the 30 positions
     tokens = np.array([prefix_tokens(Modality.BINARY) + list(FILES[Modality.BINARY])])
     ours = step_logits(DeterministicStep(model, batch_size=1, max_positions=tokens.shape[1]), tokens)
     with torch.inference_mode():

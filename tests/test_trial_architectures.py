@@ -42,6 +42,22 @@ def test_a_windowed_model_sees_no_further_back_than_its_window_and_decodes_as_it
     assert torch.allclose(torch.stack(logits[:-1], dim=1), full[:, 19:39], atol=1e-4)
 
 
+def test_a_windowed_model_runs_the_compiled_steps_generates_and_compresses():
+    # the demo and the coder run a windowed checkpoint through their compiled steps, as the flat one
+    from omnibyte.generation.generate import SamplingParams, generate
+    from omnibyte.model.compiled_decode import compiled_decode_supported
+    from omnibyte.tools.compress import compress_bytes, decompress_bytes
+
+    model = BytePredictor(ModelConfig.from_name("tiny", attention_window=8)).eval()
+    assert compiled_decode_supported(model)
+    params = SamplingParams(max_new_bytes=30, temperature=0, stop_at_doc_end=False)
+    prompt = [256] + list(b"a window of eight")
+    compiled, eager = (generate(model, prompt, params, compiled_step=c)[0].data for c in (True, False))
+    assert compiled == eager and len(compiled) == 30
+    data = b"slides past its window of eight bytes, and back again " * 2
+    assert decompress_bytes(model, compress_bytes(model, data)) == data
+
+
 def test_the_patched_model_is_causal_and_scores_like_the_flat_one():
     torch.manual_seed(0)
     model = BytePredictor.build(ModelConfig.from_name("tiny-patched")).eval()

@@ -110,13 +110,14 @@ def _softmax_rows(scores):
 
 @_jit
 def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_gain_rotated, out_w, gate_up_w,
-                 down_w, lm_head, k_caches, v_caches, n_heads, eps):
+                 down_w, lm_head, k_caches, v_caches, n_heads, eps, window):
     batch, d_model = tokens.shape[0], embedding.shape[1]
     n_qk, head_dim = qk_gain.shape[1], qk_gain.shape[2]  # n_qk = query heads + key/value heads
     n_kv = n_qk - n_heads
     group, hidden = n_heads // n_kv, down_w.shape[1]
     # each stream at its own position (guidance's two contexts differ in length); stream b
-    # attends to its cached positions 0..positions[b], this one included
+    # attends to its cached positions first..positions[b], this one included: the `window`
+    # most recent (a window as long as the context is full attention)
 
     x = np.empty((batch, d_model), np.float32)
     for b in range(batch):
@@ -137,7 +138,8 @@ def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain
         _rows_times_matrix(normed, qkv_w[layer], qkv)
         for b in range(batch):
             pos = positions[b]
-            n = pos + 1
+            first = max(0, pos + 1 - window)
+            n = pos + 1 - first
             cos_here, sin_here = cos[pos], sin[pos]
             scores = score_buffer[:group * n].reshape((group, n))  # C-contiguous, as the softmax needs
             # QK-norm then RoPE, per head: normed * gain * cos + rotate_half(normed * gain) * sin
@@ -156,12 +158,12 @@ def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain
                 v_cache[b, kv, pos] = qkv[b, v_start + kv * head_dim:v_start + (kv + 1) * head_dim]
             # attention: the `group` query heads that share a key/value head read its cache once
             for kv in range(n_kv):
-                keys, values = k_cache[b, kv], v_cache[b, kv]
+                keys, values = k_cache[b, kv], v_cache[b, kv]  # whole, so Numba keeps them contiguous
                 for t in range(n):
                     for g in range(group):
                         total = np.float32(0.0)
                         for j in range(head_dim):
-                            total += keys[t, j] * qk[kv * group + g, j]
+                            total += keys[first + t, j] * qk[kv * group + g, j]
                         scores[g, t] = total
                 _softmax_rows(scores)  # over positions
                 mixed[:] = 0.0
@@ -169,7 +171,7 @@ def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain
                     for g in range(group):
                         weight = scores[g, t]
                         for j in range(head_dim):
-                            mixed[g, j] += weight * values[t, j]
+                            mixed[g, j] += weight * values[first + t, j]
                 for g in range(group):
                     head = kv * group + g
                     attended[b, head * head_dim:(head + 1) * head_dim] = mixed[g]
@@ -191,13 +193,12 @@ def _decode_step(tokens, positions, embedding, cos, sin, rotated, qkv_w, qk_gain
 
 def compiled_decode_supported(model: BytePredictor) -> bool:
     """The compiled step runs a plain BytePredictor in float32 on a CPU; a GPU, another dtype, a
-    replaced output head or a forward hook (tests steer and count with them), an attention window,
-    the value head or the patched model (the trials' architectures) stays in PyTorch."""
+    replaced output head or a forward hook (tests steer and count with them), the value head or
+    the patched model (the trials' architectures) stays in PyTorch. An attention window runs."""
     weight = model.tok_embeddings.weight
     plain = type(model.lm_head) is nn.Linear and not any(m._forward_hooks or m._forward_pre_hooks
                                                          for m in model.modules())
-    plain = plain and type(model) is BytePredictor and model.config.attention_window is None \
-        and model.value_head is None
+    plain = plain and type(model) is BytePredictor and model.value_head is None
     return weight.device.type == "cpu" and weight.dtype == torch.float32 and plain
 
 
@@ -224,6 +225,7 @@ class FoldedWeights:
     lm_head: np.ndarray  # (d_model, vocab)
     n_heads: int
     eps: np.float32
+    window: int  # positions each query sees, itself included: the context when attention is full
 
 
 def fold_weights(model: BytePredictor) -> FoldedWeights:
@@ -251,7 +253,8 @@ def fold_weights(model: BytePredictor) -> FoldedWeights:
         qkv=qkv_, qk_gain=qk_gain_, qk_gain_rotated=np.ascontiguousarray(qk_gain_[:, :, rotated]), out=out_,
         gate_up=gate_up_, down=down_,
         lm_head=np.ascontiguousarray(_f32(model.lm_head.weight).T * _f32(model.norm.weight)[:, None]),
-        n_heads=config.n_heads, eps=np.float32(config.norm_eps))
+        n_heads=config.n_heads, eps=np.float32(config.norm_eps),
+        window=config.attention_window or config.max_seq_len)
 
 
 def checked_tokens(tokens, pos, batch_size: int, max_positions: int, vocab_size: int) -> np.ndarray:
@@ -298,7 +301,7 @@ class CompiledDecodeStep:
         tokens = checked_tokens(tokens, positions, self.batch_size, self.max_positions, w.embedding.shape[0])
         return _decode_step(tokens, positions, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain,
                             w.qk_gain_rotated, w.out, w.gate_up, w.down, w.lm_head, self.k_caches,
-                            self.v_caches, w.n_heads, w.eps)
+                            self.v_caches, w.n_heads, w.eps, w.window)
 
 
 def warm_up(model: BytePredictor) -> None:

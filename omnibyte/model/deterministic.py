@@ -172,12 +172,13 @@ def _silu(g):
 
 @_jit
 def _step(tokens, pos, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_gain_rotated, out_w, gate_up_w, down_w,
-          lm_head, k_caches, v_caches, n_heads, eps):
+          lm_head, k_caches, v_caches, n_heads, eps, window):
     batch, d_model = tokens.shape[0], embedding.shape[1]
     n_qk, head_dim = qk_gain.shape[1], qk_gain.shape[2]  # n_qk = query heads + key/value heads
     n_kv = n_qk - n_heads
     group, hidden = n_heads // n_kv, down_w.shape[1]
-    n = pos + 1  # cached positions attended to, this one included
+    first = max(0, pos + 1 - window)  # the `window` most recent cached positions, this one included
+    n = pos + 1 - first
 
     x = np.empty((batch, d_model), np.float32)
     for b in range(batch):
@@ -215,14 +216,14 @@ def _step(tokens, pos, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_gain_rot
                     v_cache[b, kv, pos, j] = qkv[b, v_start + kv * head_dim + j]
             # attention: the `group` query heads that share a key/value head read its cache once
             for kv in range(n_kv):
-                keys, values = k_cache[b, kv], v_cache[b, kv]
+                keys, values = k_cache[b, kv], v_cache[b, kv]  # whole, so Numba keeps them contiguous
                 # scores over positions, each summed over the head dimension in order
                 scores[:] = 0.0
                 for j in range(head_dim):
                     for g in range(group):
                         q = qk[kv * group + g, j]
                         for t in range(n):
-                            scores[g, t] += q * keys[j, t]
+                            scores[g, t] += q * keys[j, first + t]
                 for g in range(group):
                     _softmax_in_place(scores[g], n)
                 mixed[:] = 0.0
@@ -230,7 +231,7 @@ def _step(tokens, pos, embedding, cos, sin, rotated, qkv_w, qk_gain, qk_gain_rot
                     for g in range(group):
                         weight = scores[g, t]
                         for j in range(head_dim):
-                            mixed[g, j] += weight * values[t, j]
+                            mixed[g, j] += weight * values[first + t, j]
                 for g in range(group):
                     head = kv * group + g
                     attended[b, head * head_dim:(head + 1) * head_dim] = mixed[g]
@@ -333,9 +334,9 @@ class DeterministicStep:
         config = model.config
         if type(model.lm_head) is not torch.nn.Linear:
             raise OmniByteError("the deterministic step runs a plain BytePredictor: its output head was replaced")
-        if type(model) is not BytePredictor or config.attention_window is not None or config.value_head:
-            raise OmniByteError("compression runs the flat model with full attention; this checkpoint is one of "
-                                "the architecture trials' (a patched model, an attention window or a value head)")
+        if type(model) is not BytePredictor or config.value_head:
+            raise OmniByteError("compression runs the flat model; this checkpoint is one of the architecture "
+                                "trials' (a patched model or a value head)")
         if not 1 <= max_positions <= config.max_seq_len:
             raise OmniByteError(f"the cache of {max_positions} positions must fit the context of {config.max_seq_len}")
         self.weights = fold_weights(model)
@@ -351,7 +352,7 @@ class DeterministicStep:
         w = self.weights
         tokens = checked_tokens(tokens, pos, self.batch_size, self.max_positions, w.embedding.shape[0])
         return _step(tokens, pos, w.embedding, self.cos, self.sin, w.rotated, w.qkv, w.qk_gain, w.qk_gain_rotated,
-                     w.out, w.gate_up, w.down, w.lm_head, self.k_caches, self.v_caches, w.n_heads, w.eps)
+                     w.out, w.gate_up, w.down, w.lm_head, self.k_caches, self.v_caches, w.n_heads, w.eps, w.window)
 
 
 def warm_up(model: BytePredictor) -> None:
