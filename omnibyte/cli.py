@@ -161,6 +161,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--max-seq-len", type=_positive_int, help="override the preset's context")
     tr.add_argument("--value-head", action="store_true", default=None,
                     help="add the value head (a trial; with --init, to the trained weights)")
+    tr.add_argument("--attention-window", type=_positive_int, metavar="N",
+                    help="each position attends to the N most recent only (a sliding window; with --init, "
+                         "the trained weights learn to)")
     tr.add_argument("--seq-len", type=_positive_int, help="training window in tokens")
     tr.add_argument("--batch-size", type=_positive_int, help="windows per step per process")
     tr.add_argument("--max-steps", type=_positive_int, help="steps of the learning-rate schedule")
@@ -481,7 +484,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # what a recipe may set: train's options, by their long names with _ for -
-RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "value_head", "seq_len", "batch_size", "max_steps",
+RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "value_head", "attention_window", "seq_len", "batch_size",
+               "max_steps",
                "max_minutes", "cpu_minutes", "lr", "min_lr", "optimizer", "warmup_steps", "eval_interval",
                "eval_batches", "seed", "compile", "init", "mix", "align_documents", "align_mix_only", "threads")
 
@@ -534,7 +538,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                             "warmup_steps", "eval_interval", "eval_batches", "seed", "compile",
                                             "max_minutes", "cpu_minutes", "align_documents")
              if settings.get(key) is not None}
-    overrides = {"max_seq_len": settings.get("max_seq_len"), "value_head": settings.get("value_head")}
+    overrides = {key: settings.get(key) for key in ("max_seq_len", "value_head", "attention_window")}
     if any(overrides.values()):
         given["model_overrides"] = {key: value for key, value in overrides.items() if value}
     if settings.get("init"):

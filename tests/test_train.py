@@ -205,7 +205,8 @@ def test_a_recipe_file_sets_the_run_and_the_command_line_overrides_it(tmp_path, 
     recipe = tmp_path / "run.toml"
     recipe.write_text(f'corpus = "{corpus}"\nout = "{tmp_path / "run"}"\npreset = "tiny"\nseq_len = 32\n'
                       f'batch_size = 2\nmax_steps = 50\nwarmup_steps = 1\neval_interval = 3\neval_batches = 1\n'
-                      f'mix = ["{tmp_path / "other"}:0.25"]\nalign_documents = true\nlr = 1e-3\nmin_lr = 1e-4\n')
+                      f'mix = ["{tmp_path / "other"}:0.25"]\nalign_documents = true\nlr = 1e-3\nmin_lr = 1e-4\n'
+                      f'attention_window = 16\n')
     seen = {}
     monkeypatch.setattr(train_module, "train", lambda cfg, resume, progress: seen.update(cfg=cfg) or {})
     monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.update(threads=n))  # recipes set 1
@@ -214,6 +215,7 @@ def test_a_recipe_file_sets_the_run_and_the_command_line_overrides_it(tmp_path, 
     assert (cfg.max_steps, cfg.seq_len, cfg.preset, cfg.lr, cfg.align_documents) == (4, 32, "tiny", 1e-3, True)
     assert cfg.mix == [(str(tmp_path / "other" / "train.tokens"), 0.25)] and cfg.out_dir == str(tmp_path / "run")
     assert cfg.weight_decay == TrainConfig.weight_decay  # what neither sets is TrainConfig's own
+    assert cfg.model_overrides == {"attention_window": 16}
     # the committed recipes name only options train takes, with values it accepts
     for committed in sorted((ROOT / "recipes").glob("*.toml")):
         seen.clear()

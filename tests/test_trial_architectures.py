@@ -177,9 +177,16 @@ def test_a_value_head_grows_on_trained_weights_and_is_refused_where_it_cannot_ru
     grown = BytePredictor.from_pretrained(tmp_path / "run")
     assert grown.config.value_head and json.loads((tmp_path / "run" / "config.json").read_text())["value_head"]
     assert not torch.equal(grown.lm_head.weight, base.lm_head.weight)  # trained on, from the base's weights
-    with pytest.raises(OmniByteError, match="only a value head"):
+    with pytest.raises(OmniByteError, match="a value head or an attention window, nothing else"):
         train(tiny_config(tmp_path, init_from=str(tmp_path / "base"), model_overrides={"d_model": 64},
                           out_dir=str(tmp_path / "wider")), progress=False)
+    # trained weights learning to work within a window: the same weights, a windowed config
+    train(tiny_config(tmp_path, init_from=str(tmp_path / "base"), model_overrides={"attention_window": 8},
+                      out_dir=str(tmp_path / "windowed"), max_steps=2, warmup_steps=1, eval_interval=1000),
+          progress=False)
+    windowed = BytePredictor.from_pretrained(tmp_path / "windowed")
+    assert windowed.config.attention_window == 8 and compiled_decode_supported(windowed)
+    assert windowed.state_dict().keys() == base.state_dict().keys()
     assert not compiled_decode_supported(grown)
     written = b"".join(c.data for c in stream_generate(grown, [256], SamplingParams(max_new_bytes=20, seed=0)))
     assert 0 < len(written) <= 20

@@ -346,14 +346,16 @@ def train(cfg: TrainConfig, resume: bool = True, progress: bool = True) -> dict[
     if cfg.init_from is not None:
         model = BytePredictor.from_pretrained(cfg.init_from).to(device)  # float32, whatever it was saved in
         config = model.config
-        if cfg.model_overrides:  # a module added to trained weights (the value head): the rest as they were
+        # a module added to trained weights (the value head), or an attention window they learn to
+        # work within: every trained weight kept as it was
+        if cfg.model_overrides:
             config = replace(config, **cfg.model_overrides)
             grown = BytePredictor.build(config).to(device)
             trained, wanted = model.state_dict(), grown.state_dict()
             if any(name not in wanted or wanted[name].shape != tensor.shape for name, tensor in trained.items()) \
                     or any(not name.startswith("value_head.") for name in set(wanted) - set(trained)):
                 raise OmniByteError(f"train: {sorted(cfg.model_overrides)} change the weights of {cfg.init_from} "
-                                    f"(only a value head can be added to trained weights)")
+                                    f"(trained weights can gain a value head or an attention window, nothing else)")
             grown.load_state_dict(trained, strict=False)
             model = grown
     else:
