@@ -316,3 +316,13 @@ def test_live_updates_rebuild_components_only_when_a_part_is_shown():
     # the sound's player is not reloaded between its rare updates: the one skip left
     assert app._live_updates(sound, show=False, audio_now=False, shown_kind="audio")[1] == {"__type__": "update"}
     assert app._live_updates(sound, show=False, audio_now=True, shown_kind="audio")[1] is sound.audio
+
+
+def test_the_queue_looks_for_work_less_often_than_gradios_default(server):
+    # Gradio's own 1 ms poll costs an idle 2-core server several percent of a core (app.py)
+    app, _ = server
+    queue = app.demo._queue
+    if not hasattr(queue, "sleep_when_free"):
+        pytest.skip("this Gradio's queue has no poll interval to set")
+    assert queue.sleep_when_free == app.QUEUE_POLL_S > 0.001
+    assert queue.progress_update_sleep_when_free >= 0.01
