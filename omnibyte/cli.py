@@ -485,9 +485,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 # what a recipe may set: train's options, by their long names with _ for -
 RECIPE_KEYS = ("corpus", "out", "preset", "max_seq_len", "value_head", "attention_window", "seq_len", "batch_size",
-               "max_steps",
-               "max_minutes", "cpu_minutes", "lr", "min_lr", "optimizer", "warmup_steps", "eval_interval",
-               "eval_batches", "seed", "compile", "init", "mix", "align_documents", "align_mix_only", "threads")
+               "max_steps", "max_minutes", "cpu_minutes", "lr", "min_lr", "optimizer", "warmup_steps",
+               "eval_interval", "eval_batches", "seed", "compile", "init", "mix", "align_documents",
+               "align_mix_only", "threads")
 
 
 def read_recipe(path: Path, parser: argparse.ArgumentParser) -> dict[str, object]:
