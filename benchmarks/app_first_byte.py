@@ -13,7 +13,7 @@ input and a captioned picture with guidance 3:
   ("page": /describe_prompt on upload, which reads a long prompt ahead, a second, then /generate).
 Last, a warm start (the same Numba cache). Run by hand on an otherwise idle machine:
 
-    python -m benchmarks.app_first_byte [--repeats 3] [--json benchmarks/results/app.json]
+    python -m benchmarks.app_first_byte [--repeats 3] [--json benchmarks/results/app.json] [--only PREFIX]
 """
 
 from __future__ import annotations
@@ -124,7 +124,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", metavar="PREFIX", help="time only the requests whose names start with PREFIX")
     args = parser.parse_args()
+    cases = {name: case for name, case in CASES.items() if name.startswith(args.only or "")}
+    if not cases:
+        raise SystemExit(f"no request is named {args.only!r}...; they are: {', '.join(CASES)}")
 
     from gradio_client import Client, handle_file
 
@@ -137,7 +141,7 @@ def main() -> None:
         os.nice(10)
         try:
             results = measure(app, Client("http://127.0.0.1:7871/", verbose=False, download_files=False), handle_file,
-                              args.repeats)
+                              args.repeats, cases)
         finally:
             stop(server)
         server, warm = start_server(cache, 7872)
@@ -149,12 +153,12 @@ def main() -> None:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def measure(app, client, handle_file, repeats: int) -> dict:
+def measure(app, client, handle_file, repeats: int, cases: dict) -> dict:
     model = app.load_default_model()  # this process's own copy, for the command line's rate
     results = {}
     print(f"{'request':<36} {'first byte':>10} {'(started)':>9} {'(page)':>7} {'app B/s':>8} {'(reported)':>10} "
           f"{'(page)':>7} {'CLI B/s':>8} {'reported/CLI':>12}")
-    for name, case in CASES.items():
+    for name, case in cases.items():
         upload, raw, share, text, ask, max_bytes, guidance = case
         prompt = app.prompt_from_inputs(str(upload) if upload else None, raw, share, text, ask)
         runs, cli = [], []
