@@ -49,6 +49,7 @@ QUEUE_SIZE = 32  # further users are told the queue is full
 AUDIO_FIRST_UPDATE = 2_000  # samples (0.25 s) before the live player appears
 LIVE_INTERVAL_S = 0.2  # the live views redraw at most this often; the model never waits for them
 QUEUE_POLL_S = 0.02  # how often Gradio's queue looks for a job to start (its own default: every 1 ms)
+QUEUE_PROGRESS_POLL_S = 0.05  # and for progress to send (its own: every 10 ms)
 PREFILL_AHEAD_TOKENS = 256  # a prompt this long is read as soon as it is described (typed text is not)
 EXAMPLES = Path(__file__).resolve().parent / "assets" / "examples"
 # generated files offered for download; Gradio copies them into its own cache (cleaned below)
@@ -480,7 +481,8 @@ def build_demo(model: DemoModel) -> gr.Blocks:
     # where they exist (a Gradio without them polls as before). A job still starts far inside
     # the first-byte target, and the Compress tab's progress bar moves 20 times a second.
     queue = getattr(demo, "_queue", None)
-    for setting, seconds in (("sleep_when_free", QUEUE_POLL_S), ("progress_update_sleep_when_free", 0.05)):
+    polls = {"sleep_when_free": QUEUE_POLL_S, "progress_update_sleep_when_free": QUEUE_PROGRESS_POLL_S}
+    for setting, seconds in polls.items():
         if hasattr(queue, setting):
             setattr(queue, setting, seconds)
     return demo

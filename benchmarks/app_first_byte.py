@@ -128,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     cases = {name: case for name, case in CASES.items() if name.startswith(args.only or "")}
     if not cases:
-        raise SystemExit(f"no request is named {args.only!r}...; they are: {', '.join(CASES)}")
+        raise SystemExit(f"no request's name starts with {args.only!r}; they are: {', '.join(CASES)}")
 
     from gradio_client import Client, handle_file
 

@@ -325,4 +325,4 @@ def test_the_queue_looks_for_work_less_often_than_gradios_default(server):
     if not hasattr(queue, "sleep_when_free"):
         pytest.skip("this Gradio's queue has no poll interval to set")
     assert queue.sleep_when_free == app.QUEUE_POLL_S > 0.001
-    assert queue.progress_update_sleep_when_free >= 0.01
+    assert queue.progress_update_sleep_when_free == app.QUEUE_PROGRESS_POLL_S > 0.01
