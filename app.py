@@ -32,7 +32,14 @@ from omnibyte.generation.generate import SamplingParams, StopReason
 from omnibyte.generation.prompt import Prompt, build_prompt
 from omnibyte.tools.classical import general_sizes
 from omnibyte.tools.compress import compress_bytes, decompress_bytes, read_header
-from omnibyte.web.service import DemoModel, analyse_file, analyse_stream, current_part, stream_continuation
+from omnibyte.web.service import (
+    DemoModel,
+    QueueEstimate,
+    analyse_file,
+    analyse_stream,
+    current_part,
+    stream_continuation,
+)
 from omnibyte.web.views import byte_map_html, live_view, live_view_html, segments_html, surprisal_svg
 
 log = logging.getLogger("omnibyte.app")
@@ -210,10 +217,17 @@ _STOPPED = {StopReason.MAX_NEW_BYTES: "reached max bytes", StopReason.DOC_END: "
 
 
 @user_errors("generation")
-def run_generation(model: DemoModel, upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed,
-                   stop_at_end, guidance=1.0, valid_utf8=True, valid_media=True):
+def run_generation(model: DemoModel, estimate: QueueEstimate, upload, raw, share, text, ask, max_bytes, temperature,
+                   top_k, top_p, seed, stop_at_end, guidance=1.0, valid_utf8=True, valid_media=True):
     """Generate live, then analyse: yields updates for progress, the three live views, the byte map,
-    the surprisal plot, the segment cards and the download."""
+    the surprisal plot, the segment cards and the download. Timed for the queue's estimate."""
+    with estimate.timing():
+        yield from _generation(model, upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed,
+                               stop_at_end, guidance, valid_utf8, valid_media)
+
+
+def _generation(model, upload, raw, share, text, ask, max_bytes, temperature, top_k, top_p, seed, stop_at_end,
+                guidance, valid_utf8, valid_media):
     prompt = prompt_from_inputs(upload, raw, share, text, ask)
     params = sampling_from_inputs(max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
                                   valid_media)
@@ -334,6 +348,7 @@ def build_demo(model: DemoModel) -> gr.Blocks:
              f"an animated GIF or any file: it continues the bytes live, then a modality detector splits the result "
              f"into segments and shows each as what it is, with where the model itself declared a boundary. "
              f"Running on {model.description}.")
+    estimate = QueueEstimate(sharing=CONCURRENT_GENERATIONS)
     with gr.Blocks(title="OmniByte", delete_cache=(600, 1800)) as demo:
         gr.Markdown(intro, elem_id="intro")
         if not model.trained:
@@ -421,7 +436,7 @@ def build_demo(model: DemoModel) -> gr.Blocks:
                   [*prompt_inputs, described], [prompt_info, prompt_preview, max_bytes, described],
                   show_progress="hidden", api_name="describe_prompt")
             run_event = generate_button.click(
-                functools.partial(run_generation, model),
+                functools.partial(run_generation, model, estimate),
                 [*prompt_inputs, max_bytes, temperature, top_k, top_p, seed, stop_at_end, guidance, valid_utf8,
                  valid_media],
                 [progress, live_image, live_audio, live_text, byte_map, plot, segments, download],
@@ -485,6 +500,12 @@ def build_demo(model: DemoModel) -> gr.Blocks:
     for setting, seconds in polls.items():
         if hasattr(queue, setting):
             setattr(queue, setting, seconds)
+    # What a waiting visitor is told: the app's estimate of a generation (QueueEstimate), not
+    # Gradio's mean, which runs short when visitors wait. Handed over at its first measurement
+    # (Gradio says nothing until then), in the queue's private table where it exists.
+    durations = getattr(queue, "process_time_per_fn", None)
+    if isinstance(durations, dict):
+        estimate.on_measured = functools.partial(durations.__setitem__, demo.fns[run_event["id"]], estimate)
     return demo
 
 

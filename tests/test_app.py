@@ -12,6 +12,8 @@ gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from omnibyte.web.service import QueueEstimate  # noqa: E402
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 # outputs of /generate, in order
 PROGRESS, IMAGE, AUDIO, TEXT, BYTE_MAP, PLOT, SEGMENTS, DOWNLOAD = range(8)
@@ -326,3 +328,15 @@ def test_the_queue_looks_for_work_less_often_than_gradios_default(server):
         pytest.skip("this Gradio's queue has no poll interval to set")
     assert queue.sleep_when_free == app.QUEUE_POLL_S > 0.001
     assert queue.progress_update_sleep_when_free == app.QUEUE_PROGRESS_POLL_S > 0.01
+
+
+def test_waiting_visitors_are_told_the_apps_estimate_not_gradios_mean(client, server):
+    # Gradio's mean of past durations runs short when visitors wait (service.QueueEstimate)
+    app, _ = server
+    queue = app.demo._queue
+    if not hasattr(queue, "process_time_per_fn"):
+        pytest.skip("this Gradio's queue keeps no table of durations")
+    finished(generate(client, text="time me", max_bytes=8))
+    estimates = [e for fn, e in queue.process_time_per_fn.items() if fn.api_name == "generate"]
+    assert len(estimates) == 1 and isinstance(estimates[0], QueueEstimate) and estimates[0].avg_time > 0
+

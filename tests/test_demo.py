@@ -13,7 +13,7 @@ from omnibyte.generation.prompt import build_prompt
 from omnibyte.modality import Modality
 from omnibyte.tools.score import score_tokens
 from omnibyte.vocab import Boundary, ControlToken
-from omnibyte.web.service import DemoModel, analyse_stream, current_part, stream_continuation
+from omnibyte.web.service import DemoModel, QueueEstimate, analyse_stream, current_part, stream_continuation
 from tests.conftest import tiny_model
 
 
@@ -152,6 +152,25 @@ def test_generations_share_the_cores_out(demo_model):
             assert torch.get_num_threads() == 4
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_queue_estimate_is_the_longest_recent_request_as_if_sharing():
+    measured = []
+    estimate = QueueEstimate(sharing=2, recent=2, on_measured=lambda: measured.append(estimate.avg_time))
+    with estimate.timing():  # alone: given half the machine it would take up to twice as long
+        time.sleep(0.05)
+    assert 0.1 <= estimate.avg_time < 0.1 + 0.1
+    with estimate.timing():  # two at once: each as measured
+        with pytest.raises(RuntimeError), estimate.timing():
+            time.sleep(0.02)
+            raise RuntimeError("a request that fails (or is cancelled) is timed too")
+    # the two shared ones are the recent two: the longest of them, unscaled
+    assert 0.02 <= estimate.avg_time < 0.02 + 0.05
+    assert len(measured) == 3 and measured[0] >= 0.1
+    estimate.add(100.0)  # Gradio's own measurement changes nothing
+    assert estimate.avg_time < 1
+    with pytest.raises(ValueError, match="sharing"):
+        QueueEstimate(sharing=0)
 
 
 def test_a_prompt_read_ahead_is_not_read_again(demo_model):

@@ -16,6 +16,7 @@
   with the model's per-byte surprisal and next-byte entropy over it, the bytes that surprise it
   far more than the rest, and the anomalous regions `omnibyte anomalies` would report.
 - `analyse_file`: the same analysis of an uploaded file on its own (the Inspect tab).
+- `QueueEstimate`: how long a generation takes when visitors wait, for Gradio's queue to tell them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import math
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -46,7 +48,8 @@ from omnibyte.tools.score import score_alone, score_tokens
 from omnibyte.vocab import Boundary, ControlToken, join_control_tokens
 from omnibyte.web.views import StreamAnalysis, surprising_bytes
 
-__all__ = ["DemoModel", "StreamUpdate", "stream_continuation", "current_part", "analyse_stream", "analyse_file"]
+__all__ = ["DemoModel", "StreamUpdate", "stream_continuation", "current_part", "analyse_stream", "analyse_file",
+           "QueueEstimate"]
 
 
 class DemoModel:
@@ -127,6 +130,61 @@ class DemoModel:
             with self._lock:
                 self._running -= 1
                 torch.set_num_threads(max(1, self.cores // max(1, self._running)))
+
+
+class QueueEstimate:
+    """How long one request takes when visitors are waiting: what Gradio's queue tells them.
+
+    Gradio's own figure is the mean of past durations. A visitor waits only while every one of
+    the `sharing` slots is busy, so the requests ahead of them share the cores and each runs
+    longer than one that had the machine to itself; and a mean is exceeded by half the requests.
+    So this is the longest of the `recent` requests, each as it would take sharing the machine:
+    one that ran with fewer others is scaled up by the share of the machine it had (given all
+    of it, a request takes at most `sharing` times as long with a `sharing`-th of it).
+
+    The app times each request with `timing()`; `on_measured` runs after each (the app hands the
+    estimate to Gradio's queue then: before a first measurement it has nothing to say). Gradio
+    reads `avg_time` and calls `add()` with its own measurement, which is not needed: it cannot
+    say how many requests ran alongside.
+    """
+
+    def __init__(self, sharing: int, recent: int = 8, on_measured=None):
+        if sharing < 1 or recent < 1:
+            raise ValueError(f"sharing and recent must be >= 1, got {sharing} and {recent}")
+        self.sharing = sharing
+        self.on_measured = on_measured
+        self._shared_durations: deque[float] = deque(maxlen=recent)
+        self._running: list[list[int]] = []  # each running request's most requests at once so far
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def timing(self) -> Iterator[None]:
+        """Time one request, from its start to its end (finished, failed or cancelled)."""
+        most_at_once = [0]
+        with self._lock:
+            self._running.append(most_at_once)
+            for request in self._running:
+                request[0] = max(request[0], len(self._running))
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            duration = time.perf_counter() - started
+            with self._lock:
+                self._running.remove(most_at_once)
+                share = min(most_at_once[0], self.sharing)
+                self._shared_durations.append(duration * self.sharing / share)
+            if self.on_measured is not None:
+                self.on_measured()
+
+    @property
+    def avg_time(self) -> float:
+        """Seconds (the attribute Gradio's queue reads)."""
+        with self._lock:
+            return max(self._shared_durations, default=0.0)
+
+    def add(self, duration: float) -> None:
+        """Gradio's measurement of a finished request: not used (see the class)."""
 
 
 @dataclass(frozen=True)
