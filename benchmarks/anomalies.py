@@ -39,6 +39,13 @@ train), each file clean and with a 64-byte foreign slice written into it:
 
     python -m benchmarks.anomalies --real --threads 2 --json benchmarks/results/anomalies-real.json \
         --md benchmarks/results/anomalies-real.md [--cache runs/anom/real-seed0.npz]
+
+`--real DIR --sample N` does the same with N files per modality drawn from DIR. The rules' settings
+are set on real files other than the yardstick's, the held-out split of the real material (its
+sources train, these files do not), and only checked on the yardstick:
+
+    python -m benchmarks.anomalies --real runs/corpus-real/val --sample 36 --seed 1 --threads 2 \
+        --cache runs/anom/tune-sample.npz
 """
 
 from __future__ import annotations
@@ -56,6 +63,7 @@ import numpy as np
 from omnibyte.modality import Modality
 from omnibyte.tools.anomaly import AnomalySettings, find_regions, native_header_size
 from omnibyte.tools.compress import guess_modality, prefix_tokens
+from omnibyte.tools.score import ALONE_PIECE
 
 ROOT = Path(__file__).resolve().parent.parent
 MODALITIES = {"text": "*.txt", "image": "*.bmp", "audio": "*.wav", "video": "*.y4m"}
@@ -160,17 +168,34 @@ def build_cases(model, files: dict[str, list[Path]], seed: int) -> list[Case]:
 # what is written into real files: random bytes into text, English into pictures and sounds
 FOREIGN_SENTENCE = (b"The quick brown fox jumps over the lazy dog, and then it runs back home again before dark. ")
 REAL_SLICE = 64
+# a sample of real files (`--sample`, for setting the rules on files other than the yardstick's)
+# leaves out the shortest, as the yardstick has none under this
+REAL_SAMPLE_MIN_BYTES = 1_000
 
 
-def real_cases(model, real_dir: Path, seed: int) -> list[Case]:
-    """Each real-world yardstick file as it is, and with a 64-byte foreign slice written over it at
-    a random place after its header."""
+def real_files(real_dir: Path, sample: int | None, seed: int) -> dict[str, list[Path]]:
+    """The files of each modality under `real_dir`; with `sample`, that many of them drawn at
+    random (seeded), among those of at least REAL_SAMPLE_MIN_BYTES."""
+    rng = np.random.default_rng(seed + 3000)
+    files = {}
+    for modality, pattern in MODALITIES.items():
+        paths = sorted((real_dir / modality).glob(pattern))
+        if sample is not None:
+            paths = [p for p in paths if p.stat().st_size >= REAL_SAMPLE_MIN_BYTES]
+            paths = [paths[i] for i in sorted(rng.choice(len(paths), min(sample, len(paths)), replace=False))]
+        files[modality] = paths
+    return files
+
+
+def real_cases(model, files: dict[str, list[Path]], seed: int) -> list[Case]:
+    """Each file as it is, and with a 64-byte foreign slice written over it at a random place
+    after its header."""
     from omnibyte.tools.score import score_alone, score_bytes
 
     rng = np.random.default_rng(seed + 2000)
     cases = []
-    for modality, pattern in MODALITIES.items():
-        for path in sorted((real_dir / modality).glob(pattern)):
+    for modality, paths in files.items():
+        for path in paths:
             data = path.read_bytes()
             header = native_header_size(data, Modality(modality))
             start = int(rng.integers(header, len(data) - REAL_SLICE))
@@ -366,6 +391,8 @@ def main() -> None:
     parser.add_argument("--real", type=Path, nargs="?", const=ROOT / "benchmarks" / "real", default=None,
                         help="score the real-world yardstick (default benchmarks/real) with a foreign slice "
                              "written into each file, instead of the corpus's held-out files")
+    parser.add_argument("--sample", type=int, default=None,
+                        help="with --real DIR: that many files per modality drawn from DIR (seeded by --seed)")
     parser.add_argument("--model", type=Path, default=None, help="checkpoint folder (default: the shipped one)")
     parser.add_argument("--files", type=int, default=16, help="held-out files per modality")
     parser.add_argument("--seed", type=int, default=0)
@@ -388,11 +415,12 @@ def main() -> None:
     from omnibyte.tools.compress import model_fingerprint
 
     if args.real is not None:
-        key = {"seed": args.seed, "real": sorted(str(p.relative_to(args.real)) for p in args.real.rglob("*.*")),
-               "model": model_fingerprint(model).hex(), "scored_alone": True}
-        cases, seconds = scored_cases(args.cache, key, lambda: real_cases(model, args.real, args.seed))
+        files = real_files(args.real, args.sample, args.seed)
+        key = {"seed": args.seed, "real": [str(p.relative_to(args.real)) for m in files.values() for p in m],
+               "model": model_fingerprint(model).hex(), "alone_piece": ALONE_PIECE}
+        cases, seconds = scored_cases(args.cache, key, lambda: real_cases(model, files, args.seed))
         result = {"real": str(args.real.relative_to(ROOT) if args.real.is_relative_to(ROOT) else args.real),
-                  "model": str(args.model or "assets/checkpoint"), "seed": args.seed,
+                  "sample": args.sample, "model": str(args.model or "assets/checkpoint"), "seed": args.seed,
                   "seconds_per_file": seconds / len(cases),
                   "scores": evaluate_real(cases, AnomalySettings())}
         text = markdown_real(result)
@@ -404,7 +432,7 @@ def main() -> None:
         return
     files = corpus_files(args.corpus, args.files, args.seed)
     key = {"seed": args.seed, "files": [str(p) for m in files.values() for p in m],
-           "model": model_fingerprint(model).hex(), "scored_alone": True}
+           "model": model_fingerprint(model).hex(), "alone_piece": ALONE_PIECE}
     cases, seconds = scored_cases(args.cache, key, lambda: build_cases(model, files, args.seed))
     if args.tune:
         ranked = tune(cases)

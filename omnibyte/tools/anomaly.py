@@ -22,7 +22,7 @@ belong (a slice of a flat picture inside a text), costs little byte by byte: the
 never sees it. What the model cannot predict is the seam: the first byte of the foreign content
 and the first byte after it. A byte is a spike when it costs `spike_bits` (17: a chance under 1
 in 130,000) or more, or when it costs `spike_floor_bits` (12) or more and stands
-`spike_margin_bits` (2) above every byte of the file farther than `spike_merge_gap` from it: the
+`spike_margin_bits` (3) above every byte of the file farther than `spike_merge_gap` from it: the
 one place this file is far more surprised than anywhere else, which is what a seam in
 well-predicted content looks like, even under 17 bits. Spikes within `spike_merge_gap` bytes of each
 other are one region (so an insertion's two seams make one region that spans it), but only in a
@@ -112,7 +112,7 @@ class AnomalySettings:
     # ...as is one costing spike_floor_bits that stands spike_margin_bits above every byte farther
     # than spike_merge_gap from it...
     spike_floor_bits: float = 12.0
-    spike_margin_bits: float = 2.0
+    spike_margin_bits: float = 3.0
     # ...spikes this close are one region...
     spike_merge_gap: int = 160
     # ...and a file with more bytes at spike_bits than this per 1,000 (at least _MIN_SPIKE_BUDGET) gets none,

@@ -68,13 +68,19 @@ def score_bytes(model: BytePredictor, data: bytes, batch_size: int = 4,
     return ByteScores(surprisal, entropy)
 
 
-def score_alone(model: BytePredictor, data: bytes, piece: int = 128, batch_size: int = 64) -> np.ndarray:
+ALONE_PIECE = 64
+
+
+def score_alone(model: BytePredictor, data: bytes, piece: int = ALONE_PIECE, batch_size: int = 64) -> np.ndarray:
     """Each byte's surprisal (bits) when the bytes around it are a short document of their own:
     `data` cut into pieces of `piece` bytes at two offsets half a piece apart, each scored after
     DOC_START alone; a byte takes the piece where more of that piece comes before it.
 
     Beside `score_bytes`, this says which bytes their file's context makes harder to predict, not
-    easier: content that does not belong where it is (anomaly.py's context rule)."""
+    easier: content that does not belong where it is (anomaly.py's context rule). The piece must
+    be far shorter than the context the model reads in place, or the two say the same: a model
+    with an attention window reads in place no more than its window, a few hundred bytes, so
+    the pieces are a few dozen bytes."""
     if not isinstance(piece, int) or piece < 2:
         raise OmniByteError(f"a piece must be at least 2 bytes, got {piece!r}")
     piece = min(piece, model.config.max_seq_len - 1)
