@@ -44,7 +44,7 @@ from omnibyte.web.views import byte_map_html, live_view, live_view_html, segment
 
 log = logging.getLogger("omnibyte.app")
 
-MAX_BYTES = 16_384  # the most one generation writes: about a minute on a 2-core CPU
+MAX_BYTES = 16_384  # the most one generation writes: inside TIME_LIMIT_S on a 2-core CPU
 DEFAULT_BYTES = 512  # for text, which has no natural end
 TIME_LIMIT_S = 120  # a generation still running after this stops and shows what it has
 MAX_GUIDANCE = 8.0
@@ -64,7 +64,7 @@ OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="omnibyte-app-"))
 OUTPUT_MAX_AGE_S = 900
 atexit.register(shutil.rmtree, OUTPUT_DIR, ignore_errors=True)
 
-MAX_COMPRESS_BYTES = 16_384  # the coder's speed makes this about a minute at most
+MAX_COMPRESS_BYTES = 16_384  # inside TIME_LIMIT_S even for a checkpoint without an attention window
 MAX_INSPECT_BYTES = 65_536  # the Inspect tab scores every byte with the model
 
 ASK_CHOICES = [("continue what is there", "continue"), ("an image", "image"), ("a sound", "audio"),
@@ -464,8 +464,8 @@ def build_demo(model: DemoModel) -> gr.Blocks:
 
         with gr.Tab("Compress", id="compress-tab"):
             gr.Markdown(f"Lossless compression with the model: a range coder driven by its next-byte probabilities. "
-                        f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (the coder runs about 250 bytes/s per core; "
-                        f"`python -m omnibyte compress` takes any size). A compressed file restores on any machine "
+                        f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (`python -m omnibyte compress` takes any "
+                        f"size). A compressed file restores on any machine "
                         f"with the same model, here or with `python -m omnibyte decompress`, and never silently "
                         f"wrong: it carries a checksum of the original.")
             with gr.Row():
