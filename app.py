@@ -465,9 +465,9 @@ def build_demo(model: DemoModel) -> gr.Blocks:
         with gr.Tab("Compress", id="compress-tab"):
             gr.Markdown(f"Lossless compression with the model: a range coder driven by its next-byte probabilities. "
                         f"Files up to {MAX_COMPRESS_BYTES:,} bytes here (`python -m omnibyte compress` takes any "
-                        f"size). A compressed file restores on any machine "
-                        f"with the same model, here or with `python -m omnibyte decompress`, and never silently "
-                        f"wrong: it carries a checksum of the original.")
+                        f"size). A compressed file restores on any machine with the same model, here or with "
+                        f"`python -m omnibyte decompress`, and never silently wrong: it carries a checksum of the "
+                        f"original.")
             with gr.Row():
                 with gr.Column():
                     compress_upload = gr.File(label="A file to compress", type="filepath", elem_id="compress-upload")
