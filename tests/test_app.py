@@ -339,4 +339,3 @@ def test_waiting_visitors_are_told_the_apps_estimate_not_gradios_mean(client, se
     finished(generate(client, text="time me", max_bytes=8))
     estimates = [e for fn, e in queue.process_time_per_fn.items() if fn.api_name == "generate"]
     assert len(estimates) == 1 and isinstance(estimates[0], QueueEstimate) and estimates[0].avg_time > 0
-
